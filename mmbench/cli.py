@@ -1,0 +1,235 @@
+"""The ``mmbench`` command line (typer + rich).
+
+Heavy modules (torch, mlflow, optuna, transformers, torchmetrics) are imported inside the
+commands, so ``mmbench --help`` stays instant. User errors (:class:`MmbenchError`) print one
+line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mmbench.errors import ConfigError, MmbenchError
+
+app = typer.Typer(
+    name="mmbench",
+    help="AutoML for multimodal learning: search encoders, fusion strategies and hyperparameters; "
+    "compare them across benchmark tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_TASK = "synth-mixed"
+_FORMAT_TABLE_JSON = ("table", "json")
+
+
+def _check_format(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"--format must be one of {', '.join(allowed)}, got '{value}'")
+    return value
+
+
+def _parse_encoders(items: list[str]) -> dict[str, list[str]]:
+    """``["text=text.gru,text.bow", "image=image.cnn"]`` -> modality -> names."""
+    parsed: dict[str, list[str]] = {}
+    for item in items:
+        modality, sep, names = item.partition("=")
+        if not sep or not modality.strip() or not names.strip():
+            raise ConfigError(f"--encoders expects MODALITY=NAME[,NAME...], got '{item}'")
+        parsed.setdefault(modality.strip(), []).extend(n.strip() for n in names.split(",") if n.strip())
+    return parsed
+
+
+@app.command()
+def search(
+    task: str = typer.Argument(DEFAULT_TASK, help="Built-in task name (see `mmbench tasks`) or path to a task YAML file."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials in the study (resuming counts finished ones)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting new trials after SECONDS."),
+    study: Optional[str] = typer.Option(None, "--study", help="Optuna study name (default: the task name)."),
+    storage: str = typer.Option("sqlite:///optuna.db", "--storage", help="Optuna storage URL."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every trial."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder of the task's data files (or $MMBENCH_DATA)."),
+    fusions: Optional[str] = typer.Option(None, "--fusions", help="Comma-separated fusions to search, e.g. early,tfn."),
+    encoders: list[str] = typer.Option([], "--encoders", help="MODALITY=NAME[,NAME]: encoders to search for a modality (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", help="NAME=VALUE: fix a parameter instead of searching it (repeatable)."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
+    pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, median or none."),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Epochs per trial (default: the task's)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Search encoders x fusion x hyperparameters on a task; record every trial in MLflow."""
+    from mmbench.config import parse_assignments
+    from mmbench.data.load import data_root as resolve_root
+    from mmbench.leaderboard import leaderboard as query, print_table
+    from mmbench.progress import default_reporter
+    from mmbench.search import SearchSettings, run_search
+    from mmbench.tracking import Tracker
+
+    settings = SearchSettings(
+        task=task,
+        n_trials=n_trials,
+        timeout=timeout,
+        study=study,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        seed=seed,
+        device=device,
+        data_root=resolve_root(data_root),
+        fusions=[f.strip() for f in fusions.split(",") if f.strip()] if fusions else None,
+        encoders=_parse_encoders(encoders) or None,
+        fixed=parse_assignments(set_),
+        sampler=sampler,
+        pruner=pruner,
+        max_epochs=max_epochs,
+    )
+    outcome = run_search(settings, reporter=default_reporter(quiet))
+    if not quiet:
+        print_table(query(Tracker(tracking_uri), task=outcome.task))
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    task: Optional[str] = typer.Option(None, "--task", help="Only this task."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Only combinations with this fusion."),
+    top: Optional[int] = typer.Option(None, "--top", help="Only the best K combinations per task."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI."),
+) -> None:
+    """Rank combinations per task by validation metric (test beside it), and across tasks."""
+    from mmbench.leaderboard import FORMATS, leaderboard, print_table, render
+    from mmbench.tracking import Tracker
+
+    _check_format(fmt, FORMATS)
+    if top is not None and top < 1:
+        raise ConfigError(f"--top must be at least 1, got {top}")
+    _require_store(tracking_uri)
+    rows = leaderboard(Tracker(tracking_uri), task=task, fusion=fusion, top=top)
+    if fmt == "table":
+        print_table(rows)
+    else:
+        sys.stdout.write(render(rows, fmt))
+
+
+@app.command()
+def plugins(fmt: str = typer.Option("table", "--format", help="table or json.")) -> None:
+    """List loaded plugins and the encoders, fusions and dataset providers they provide."""
+    from mmbench.registry import get_registry
+
+    _check_format(fmt, _FORMAT_TABLE_JSON)
+    registry = get_registry()
+    entries = []
+    for kind, names, getter in (
+        ("encoder", registry.list_encoders(), registry.get_encoder),
+        ("fusion", registry.list_fusions(), registry.get_fusion),
+        ("dataset", registry.list_datasets(), registry.get_dataset),
+    ):
+        for name in names:
+            cls = getter(name)
+            entries.append({
+                "kind": kind,
+                "name": name,
+                "modality": getattr(cls, "modality", None) if kind == "encoder" else None,
+                "plugin": registry.owner(kind, name),
+                "description": cls.description,
+                "paper": getattr(cls, "paper", ""),
+                "hyperparameters": {k: v.describe() for k, v in cls.space.items()},
+                **({"options": dict(cls.options)} if kind == "dataset" else {}),
+            })
+    plugin_list = [{"name": p.name, "distribution": p.distribution, "version": p.version} for p in registry.plugins.values()]
+    if fmt == "json":
+        print(json.dumps({"plugins": plugin_list, "components": entries}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="plugins", title_justify="left")
+    for column in ("plugin", "distribution", "version"):
+        table.add_column(column)
+    for p in plugin_list:
+        table.add_row(p["name"], p["distribution"], p["version"])
+    console.print(table)
+    table = Table(title="components", title_justify="left")
+    for column in ("kind", "name", "plugin", "hyperparameters", "description"):
+        table.add_column(column)
+    for e in entries:
+        hyper = ", ".join(f"{k}: {v}" for k, v in e["hyperparameters"].items()) or "-"
+        table.add_row(e["kind"], e["name"], e["plugin"], hyper, e["description"])
+    console.print(table)
+
+
+@app.command()
+def tasks(fmt: str = typer.Option("table", "--format", help="table or json.")) -> None:
+    """List built-in and plugin-provided tasks."""
+    from mmbench.registry import get_registry
+    from mmbench.tasks import builtin_tasks
+
+    _check_format(fmt, _FORMAT_TABLE_JSON)
+    found = builtin_tasks(get_registry())
+    entries = [
+        {
+            "name": t.name,
+            "provider": t.provider,
+            "metric": t.metric,
+            "label": t.label,
+            "modalities": t.raw.get("sizes", {}).get("modalities") or sorted(set(t.modalities.values())),
+            "rows": t.raw.get("sizes", {}).get("rows"),
+            "description": t.description,
+            "path": str(t.path),
+        }
+        for t in sorted(found.values(), key=lambda t: t.name)
+    ]
+    if fmt == "json":
+        print(json.dumps(entries, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="tasks", title_justify="left")
+    for column in ("name", "provider", "modalities", "rows", "metric", "description"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e["name"], e["provider"], ", ".join(e["modalities"]), str(e["rows"] or "-"), e["metric"], e["description"])
+    Console().print(table)
+
+
+def _require_store(tracking_uri: str) -> None:
+    """A missing local SQLite store means nothing was recorded there: say so instead of creating it."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri[len("sqlite:///"):])
+        if not path.exists():
+            raise ConfigError(f"no MLflow store at {path}; run `mmbench search` first or pass --tracking-uri")
+
+
+def main() -> None:
+    """Console-script entry point: user errors print one line and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except MmbenchError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from None
+    except Exception as error:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            raise SystemExit(error.exit_code) from None
+        if isinstance(error, click.exceptions.Abort):
+            typer.echo("aborted", err=True)
+            raise SystemExit(130) from None
+        raise
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Base classes of the model components plugins provide: :class:`Encoder` and :class:`Fusion`.
+
+The contract lives here. A component declares ``name``, ``space`` (and, for encoders,
+``modality``) on the class, so listing components and building a search space never
+instantiates a model. Instances are ordinary ``torch.nn.Module`` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from mmbench.errors import ConfigError
+from mmbench.space import Space
+
+if TYPE_CHECKING:
+    from mmbench.data.preprocess import Preprocessor
+    from mmbench.data.schema import ModalityInfo
+
+Batch = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class Encoded:
+    """What an encoder returns for a batch of ``B`` examples.
+
+    Attributes:
+        pooled: ``(B, D)`` one vector per example.
+        tokens: ``(B, T, D)`` per-position vectors (words, patches, frames), or ``None`` when
+            the modality has no meaningful positions. Same ``D`` as ``pooled``.
+        mask: ``(B, T)`` boolean, ``True`` where ``tokens`` holds a real position; ``None``
+            means every position is real.
+    """
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+    def token_view(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tokens, mask)``, treating a pooled-only output as a single token."""
+        if self.tokens is None:
+            tokens = self.pooled.unsqueeze(1)
+            return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        if self.mask is None:
+            return self.tokens, torch.ones(self.tokens.shape[:2], dtype=torch.bool, device=self.tokens.device)
+        return self.tokens, self.mask
+
+
+class Encoder(nn.Module):
+    """Maps one modality's batch of tensors to an :class:`Encoded`.
+
+    Subclasses set the class attributes and implement ``__init__(info, **hyperparameters)``
+    and :meth:`forward`. ``__init__`` must set ``self.out_dim`` (the ``D`` of the output).
+
+    Class attributes:
+        name: namespaced ``"<modality>.<short>"``, e.g. ``"text.gru"``.
+        modality: the modality kind it reads (see :data:`mmbench.data.schema.MODALITY_KINDS`).
+        space: hyperparameter name -> :class:`~mmbench.Int` / :class:`~mmbench.Float` /
+            :class:`~mmbench.Categorical`; each is a keyword argument of ``__init__``.
+        description: one line for ``mmbench plugins``.
+        paper: the source the component follows, if any.
+        expected_failures: conformance check name -> reason, for checks that do not apply.
+
+    Example:
+        >>> import torch
+        >>> from mmbench import Encoded, Encoder, Int
+        >>> class MeanVector(Encoder):
+        ...     name = "embedding.mean"
+        ...     modality = "embedding"
+        ...     space = {"width": Int(8, 64)}
+        ...     def __init__(self, info, width=16):
+        ...         super().__init__(info)
+        ...         self.proj = torch.nn.Linear(info.dim, width)
+        ...         self.out_dim = width
+        ...     def forward(self, batch):
+        ...         return Encoded(pooled=self.proj(batch["values"]))
+    """
+
+    kind: ClassVar[str] = "encoder"
+    name: ClassVar[str] = ""
+    modality: ClassVar[str] = ""
+    space: ClassVar[Space] = {}
+    description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    expected_failures: ClassVar[Mapping[str, str]] = {}
+
+    out_dim: int
+
+    def __init__(self, info: ModalityInfo, **hyperparameters: Any) -> None:
+        super().__init__()
+        self.info = info
+
+    @classmethod
+    def preprocessor(cls, info: ModalityInfo, **hyperparameters: Any) -> Preprocessor | None:
+        """The preprocessing this encoder needs, or ``None`` for the modality's default.
+
+        Override to choose a tokenizer, image processor or sample rate; the data layer runs
+        it once per data set and caches the tensors under the preprocessor's ``key``.
+        """
+        return None
+
+    @classmethod
+    def is_frozen(cls, **hyperparameters: Any) -> bool:
+        """Whether, with these hyperparameters, the encoder has no trainable parameters.
+
+        Frozen encoders' outputs are computed once and cached across trials.
+        """
+        return False
+
+    def forward(self, batch: Batch) -> Encoded:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Fusion(nn.Module):
+    """Maps ``{modality: Encoded}`` to logits ``(B, n_outputs)``.
+
+    Early fusion (concatenate, then one head), late fusion (a head per modality, decisions
+    combined) and everything in between fit this one contract.
+
+    Class attributes:
+        name: a short unique name, e.g. ``"tfn"``.
+        space: hyperparameters, keyword arguments of ``__init__``.
+        min_modalities: fewer encoded modalities than this is a configuration error.
+        description, paper, expected_failures: as for :class:`Encoder`.
+
+    Constructor arguments:
+        dims: modality name -> ``D`` of that modality's :class:`Encoded`.
+        n_outputs: number of logits.
+    """
+
+    kind: ClassVar[str] = "fusion"
+    name: ClassVar[str] = ""
+    space: ClassVar[Space] = {}
+    min_modalities: ClassVar[int] = 1
+    description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    expected_failures: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, dims: Mapping[str, int], n_outputs: int, **hyperparameters: Any) -> None:
+        super().__init__()
+        if len(dims) < self.min_modalities:
+            raise ConfigError(f"fusion '{self.name}' needs at least {self.min_modalities} modalities, got {len(dims)}")
+        self.dims = dict(dims)
+        self.n_outputs = n_outputs
+
+    def forward(self, encoded: Mapping[str, Encoded]) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, *, n_layers: int = 1, dropout: float = 0.0) -> nn.Sequential:
+    """A ReLU MLP with ``n_layers`` hidden layers: the head most components need."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(n_layers):
+        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        width = hidden
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)

@@ -1,0 +1,1 @@
+"""The data layer: providers, schema, splits, fingerprints, preprocessing."""

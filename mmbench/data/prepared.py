@@ -1,0 +1,84 @@
+"""Split, typed data plus the in-memory tensor cache every trial of a search shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mmbench.data.preprocess import Preprocessor, Tensors
+from mmbench.data.provider import SPLITS
+from mmbench.data.schema import ModalityInfo, Schema
+
+if TYPE_CHECKING:
+    import datasets
+
+
+@dataclass
+class SplitTensors:
+    """One split as tensors: per-modality inputs and integer labels."""
+
+    inputs: dict[str, Tensors]
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def select(self, index: torch.Tensor) -> tuple[dict[str, Tensors], torch.Tensor]:
+        """The rows at ``index`` (a batch)."""
+        inputs = {name: {key: value[index] for key, value in tensors.items()} for name, tensors in self.inputs.items()}
+        return inputs, self.labels[index]
+
+
+@dataclass
+class PreparedData:
+    """A task's data, ready for trials.
+
+    Attributes:
+        splits: train / validation / test as Hugging Face datasets.
+        schema: modalities, label and classes (infos not yet fitted by a preprocessor).
+        fingerprint: hash of content + schema + split; recorded on every run.
+        split_sizes: rows per split.
+        notes: facts from loading (e.g. skipped rows), logged on the run.
+    """
+
+    splits: Mapping[str, datasets.Dataset]
+    schema: Schema
+    fingerprint: str
+    split_sizes: Mapping[str, int]
+    notes: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], tuple[ModalityInfo, dict[str, Tensors]]] = field(default_factory=dict, repr=False)
+    _labels: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def labels(self, split: str) -> torch.Tensor:
+        """Class indices of a split, as a ``long`` tensor."""
+        if split not in self._labels:
+            index = {name: i for i, name in enumerate(self.schema.classes)}
+            values = self.splits[split][self.schema.label]
+            self._labels[split] = torch.tensor([index[str(v)] for v in values], dtype=torch.long)
+        return self._labels[split]
+
+    def modality(self, name: str, preprocessor: Preprocessor) -> tuple[ModalityInfo, dict[str, Tensors]]:
+        """Fit ``preprocessor`` on train and transform every split, once per preprocessing key.
+
+        Returns:
+            The fitted modality info and split -> tensors.
+        """
+        cache_key = (name, preprocessor.key)
+        if cache_key not in self._cache:
+            info = preprocessor.fit(self.splits["train"])
+            tensors = {split: preprocessor.transform(self.splits[split]) for split in SPLITS}
+            self._cache[cache_key] = (info, tensors)
+        return self._cache[cache_key]
+
+    def tensors(self, preprocessors: Mapping[str, Preprocessor]) -> tuple[dict[str, ModalityInfo], dict[str, SplitTensors]]:
+        """Every modality through its preprocessor: fitted infos and split -> :class:`SplitTensors`."""
+        infos: dict[str, ModalityInfo] = {}
+        per_split: dict[str, dict[str, Tensors]] = {split: {} for split in SPLITS}
+        for name, preprocessor in preprocessors.items():
+            infos[name], tensors = self.modality(name, preprocessor)
+            for split in SPLITS:
+                per_split[split][name] = tensors[split]
+        return infos, {split: SplitTensors(per_split[split], self.labels(split)) for split in SPLITS}

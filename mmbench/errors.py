@@ -1,0 +1,82 @@
+"""One hierarchy of user-facing errors.
+
+Everything a user can cause (a bad task file, an unknown plugin name, malformed data) raises a
+subclass of :class:`MmbenchError`; the CLI prints its message on one line and exits with code 2.
+Programming errors (bugs) are left as ordinary exceptions so they keep their traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MmbenchError(Exception):
+    """Base class of every error caused by user input rather than by a bug."""
+
+
+class PluginError(MmbenchError):
+    """A plugin could not be loaded or registered.
+
+    Attributes:
+        plugin: the name of the offending plugin (entry point or registration name).
+    """
+
+    def __init__(self, message: str, *, plugin: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+
+
+class PluginLoadError(PluginError):
+    """An entry point of the ``mmbench`` group failed to import or to register."""
+
+
+class DuplicateComponentError(PluginError):
+    """Two plugins registered a component under the same name."""
+
+
+class InvalidComponentError(PluginError):
+    """A plugin returned something that is not a valid component class."""
+
+
+class UnknownComponentError(MmbenchError):
+    """A name was asked for that no loaded plugin provides."""
+
+
+class ConfigError(MmbenchError):
+    """A task file, CLI option or search setting is invalid."""
+
+
+class DataError(MmbenchError):
+    """Data is missing, unreadable or inconsistent with its schema."""
+
+
+class TrialError(MmbenchError):
+    """A trial could not produce a usable result (NaN loss, bad plugin output)."""
+
+
+class TrackingError(MmbenchError):
+    """A run, experiment or tracking store could not be found or read."""
+
+
+def unknown_name_message(kind: str, given: str, available: Iterable[str]) -> str:
+    """Build ``unknown <kind> 'x'; available: a, b (did you mean 'y'?)``.
+
+    Args:
+        kind: what was looked up, e.g. ``"fusion"``.
+        given: the name the user typed.
+        available: the valid names.
+
+    Returns:
+        A one-line message that lists the valid names and the closest match, if any.
+
+    Example:
+        >>> unknown_name_message("fusion", "tnf", ["early", "late", "tfn"])
+        "unknown fusion 'tnf'; available: early, late, tfn (did you mean 'tfn'?)"
+    """
+    names = sorted(available)
+    message = f"unknown {kind} '{given}'; available: {', '.join(names) if names else '(none)'}"
+    close = difflib.get_close_matches(given, names, n=1, cutoff=0.5)
+    if close:
+        message += f" (did you mean '{close[0]}'?)"
+    return message

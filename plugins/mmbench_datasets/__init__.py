@@ -1,0 +1,12 @@
+"""Built-in dataset providers, registered through the ``mmbench`` entry-point group."""
+
+from __future__ import annotations
+
+from mmbench import hookimpl
+
+
+@hookimpl
+def mmbench_datasets() -> list[type]:
+    from mmbench_datasets.synthetic import SyntheticProvider
+
+    return [SyntheticProvider]
