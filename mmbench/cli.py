@@ -48,33 +48,59 @@ def _parse_encoders(items: list[str]) -> dict[str, list[str]]:
 
 @app.command()
 def search(
-    task: str = typer.Argument(DEFAULT_TASK, help="Built-in task name (see `mmbench tasks`) or path to a task YAML file."),
+    tasks: Optional[list[str]] = typer.Argument(
+        None, help=f"Task name(s) (see `mmbench tasks`) or task YAML file(s), run one after another [default: {DEFAULT_TASK}]."
+    ),
+    all_tasks: bool = typer.Option(False, "--all-tasks", help="Run every built-in and plugin task, into one leaderboard."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials in the study (resuming counts finished ones)."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting new trials after SECONDS."),
-    study: Optional[str] = typer.Option(None, "--study", help="Optuna study name (default: the task name)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting new trials after SECONDS (per task)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Optuna study name (default: the task name; NAME-<task> for several tasks)."),
     storage: str = typer.Option("sqlite:///optuna.db", "--storage", help="Optuna storage URL."),
-    tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every trial."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI (sqlite:///..., a folder, http://...)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every trial (reproducible on CPU with --n-jobs 1)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder of the task's data files (or $MMBENCH_DATA)."),
     fusions: Optional[str] = typer.Option(None, "--fusions", help="Comma-separated fusions to search, e.g. early,tfn."),
     encoders: list[str] = typer.Option([], "--encoders", help="MODALITY=NAME[,NAME]: encoders to search for a modality (repeatable)."),
     set_: list[str] = typer.Option([], "--set", help="NAME=VALUE: fix a parameter instead of searching it (repeatable)."),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp, cmaes (numeric spaces) or grid (small spaces)."),
     pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, median or none."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Epochs per trial (default: the task's)."),
+    n_jobs: int = typer.Option(1, "--n-jobs", help="Trials run in parallel in this process."),
+    objectives: str = typer.Option("metric", "--objectives", help="metric, or metric,latency / metric,params for a Pareto search."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Log Optuna study plots to MLflow at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    heartbeat: Optional[int] = typer.Option(
+        None, "--heartbeat", help="Seconds between heartbeats of a running trial (database storages; 0 = off) "
+        "[default: 60]. A worker silent for twice that is presumed dead: its trial fails and is queued again."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Folder of cached frozen-encoder features (default: the user cache folder, "
+        "e.g. ~/.cache/mmbench/features)."),
+    cache_size_gb: Optional[float] = typer.Option(
+        None, "--cache-size-gb", help="Bound of --cache-dir; least recently used entries are evicted (default: 10). "
+        "0 turns the feature cache off."),
+    compile_: bool = typer.Option(False, "--compile", help="Train through torch.compile (pays off for larger models on a GPU)."),
+    robustness: bool = typer.Option(False, "--robustness", help="After the study: robustness and modality contributions of the best trial."),
+    baselines: bool = typer.Option(False, "--baselines", help="After the study: unimodal baselines of the best trial (fusion gain)."),
+    n_seeds: int = typer.Option(1, "--seeds", help="After the study: rerun the top 3 configurations with N seeds in all (mean ± std)."),
 ) -> None:
     """Search encoders x fusion x hyperparameters on a task; record every trial in MLflow."""
     from mmbench.config import parse_assignments
     from mmbench.data.load import data_root as resolve_root
     from mmbench.leaderboard import leaderboard as query, print_table
     from mmbench.progress import default_reporter
-    from mmbench.search import SearchSettings, run_search
+    from mmbench.registry import get_registry
+    from mmbench.search import SearchSettings, all_task_names, run_search, run_suite
     from mmbench.tracking import Tracker
 
+    if all_tasks and tasks:
+        raise ConfigError("give task names or --all-tasks, not both")
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {n_seeds}")
+    registry = get_registry()
+    names = all_task_names(registry) if all_tasks else (tasks or [DEFAULT_TASK])
     settings = SearchSettings(
-        task=task,
+        task=names[0],
         n_trials=n_trials,
         timeout=timeout,
         study=study,
@@ -89,10 +115,37 @@ def search(
         sampler=sampler,
         pruner=pruner,
         max_epochs=max_epochs,
+        n_jobs=n_jobs,
+        objectives=objectives,
+        plots=plots,
+        heartbeat=heartbeat,
+        cache_dir=cache_dir,
+        cache_size_gb=cache_size_gb,
+        compile=compile_,
     )
-    outcome = run_search(settings, reporter=default_reporter(quiet))
-    if not quiet:
-        print_table(query(Tracker(tracking_uri), task=outcome.task))
+    from mmbench.signals import StopRequested
+
+    try:
+        if len(names) == 1:  # a single task's error propagates with its own type
+            outcomes, failures = [run_search(settings, registry=registry, reporter=default_reporter(quiet))], {}
+        else:
+            outcomes, failures = run_suite(settings, names, registry=registry, reporter_for=lambda _task: default_reporter(quiet))
+    except StopRequested as stop:  # SIGINT/SIGTERM: runs are closed KILLED; say how to resume
+        typer.echo(f"error: {stop}", err=True)
+        raise typer.Exit(stop.exit_code) from None
+    for task_name, message in failures.items():
+        typer.echo(f"error: task {task_name} skipped: {message}", err=True)
+    if robustness or baselines or n_seeds != 1:  # holistic evaluation, after the search (mmbench.evaluation)
+        from mmbench.evaluation import post_search
+
+        for outcome in outcomes:
+            post_search(outcome, settings, registry, robustness=robustness, baselines=baselines, n_seeds=n_seeds,
+                        on_note=lambda text: typer.echo(f"note: {text}", err=True))
+    if not quiet and outcomes:
+        rows = [row for outcome in outcomes for row in query(Tracker(tracking_uri), task=outcome.task)]
+        print_table(rows)
+    if failures:
+        raise ConfigError(f"{len(failures)} of {len(names)} tasks failed: {', '.join(failures)}")
 
 
 @app.command("leaderboard")
@@ -209,10 +262,17 @@ def _require_store(tracking_uri: str) -> None:
             raise ConfigError(f"no MLflow store at {path}; run `mmbench search` first or pass --tracking-uri")
 
 
+from mmbench.evaluation.commands import register as _register_evaluation  # defined after `app`: it adds commands to it
+
+_register_evaluation(app)  # evaluate, reproduce, predict, report
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line and exit 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer returns exit codes (130 after Ctrl-C) instead of raising
+            raise SystemExit(code)
     except MmbenchError as error:
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
@@ -226,9 +286,9 @@ def main() -> None:
             typer.echo("aborted", err=True)
             raise SystemExit(130) from None
         raise
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as error:  # mmbench.signals.StopRequested carries its message and exit code
+        typer.echo(f"error: {error}" if str(error) else "interrupted", err=True)
+        raise SystemExit(getattr(error, "exit_code", 130)) from None
 
 
 if __name__ == "__main__":

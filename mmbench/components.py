@@ -111,6 +111,43 @@ class Encoder(nn.Module):
         """
         return False
 
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this encoder cannot run here (a missing checkpoint or optional package), or ``None``.
+
+        The default search space leaves unavailable encoders out instead of failing trials;
+        naming one explicitly (``--encoders``) turns the reason into a configuration error.
+        """
+        return None
+
+    @classmethod
+    def example_info(cls) -> ModalityInfo | None:
+        """The fitted modality the conformance kit (:mod:`mmbench.testing`) builds this encoder for.
+
+        ``None`` (the default) lets the kit choose small sizes for the modality kind. Override
+        when the encoder needs a particular shape, e.g. sequences only.
+        """
+        return None
+
+    @classmethod
+    def example_batch(cls, info: ModalityInfo, batch_size: int, seed: int) -> Batch | None:
+        """A batch of ``batch_size`` rows for ``info`` that the conformance kit feeds the encoder.
+
+        ``None`` (the default) lets the kit run the encoder's own :meth:`preprocessor` on
+        generated rows, or make a random batch in the kind's default format.
+        """
+        return None
+
+    def missing(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The batch as it looks when this modality is absent (robustness and contribution tests).
+
+        The default zeroes every tensor: float inputs become zeros (the mean of standardised
+        features), boolean masks become all-``False`` and integer ids become ``0`` (padding /
+        unknown). Override when "absent" means something else for an encoder, e.g. a learned
+        placeholder token or a ``[MASK]`` id.
+        """
+        return {key: torch.zeros_like(value) for key, value in batch.items()}
+
     def forward(self, batch: Batch) -> Encoded:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -160,3 +197,36 @@ def mlp(in_dim: int, hidden: int, out_dim: int, *, n_layers: int = 1, dropout: f
         width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
+
+
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``tokens`` ``(B, T, D)`` over the positions where ``mask`` ``(B, T)`` is true.
+
+    A row with no real position (an empty text) averages to zero instead of NaN.
+    """
+    if mask is None:
+        return tokens.mean(dim=1)
+    weights = mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class AttentionPool(nn.Module):
+    """Additive attention pooling ``(B, T, D) -> (B, D)``: a learned query scores each position.
+
+    Follows the word attention of Yang et al., 2016 (Hierarchical Attention Networks): scores
+    ``v . tanh(W h_t)``, softmax over real positions, weighted sum. Shared by every encoder that
+    pools a sequence (RNN states, video frames), so masking is handled in one place.
+    """
+
+    def __init__(self, dim: int, hidden: int | None = None) -> None:
+        super().__init__()
+        self.project = nn.Linear(dim, hidden or dim)
+        self.score = nn.Linear(hidden or dim, 1, bias=False)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        scores = self.score(torch.tanh(self.project(tokens))).squeeze(-1)
+        if mask is not None:
+            # A row without any real position attends uniformly rather than producing NaN.
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=1).unsqueeze(-1)
+        return (weights * tokens).sum(dim=1)

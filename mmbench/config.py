@@ -30,6 +30,14 @@ TRAIN_SPACE: dict[str, Param] = {
     "batch_size": Categorical([32, 64, 128]),
 }
 
+#: Auxiliary alignment objectives (``train.aux``, see :mod:`mmbench.auxiliary`); searched on
+#: tasks with two or more modalities.
+AUX_CHOICES: tuple[str, ...] = ("none", "vsepp", "infonce", "dcca")
+#: Weight of the auxiliary loss, searched only when ``train.aux`` is not ``none``.
+AUX_SPACE: dict[str, Param] = {"aux_weight": Float(0.01, 1.0, log=True)}
+#: Auxiliary settings that ``--set`` may fix but the search leaves at their defaults.
+AUX_SETTINGS: tuple[str, ...] = ("aux_dim", "aux_margin", "aux_temperature")
+
 
 @dataclass
 class TrialConfig:
@@ -97,6 +105,7 @@ class SearchSpace:
         train_space: training hyperparameters to search (names without ``train.``).
         fixed: full parameter name -> value, used instead of searching.
         train_defaults: training settings that are not searched (``max_epochs``, ``patience``).
+        aux_choices: auxiliary objectives to choose from (``train.aux``); empty: none is searched.
     """
 
     fusions: list[str]
@@ -104,6 +113,7 @@ class SearchSpace:
     train_space: dict[str, Param] = field(default_factory=lambda: dict(TRAIN_SPACE))
     fixed: dict[str, Any] = field(default_factory=dict)
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    aux_choices: list[str] = field(default_factory=list)
 
     def suggest(self, trial: optuna.Trial, registry: Registry, *, seed: int) -> TrialConfig:
         """Draw one configuration; only the chosen components' parameters are suggested."""
@@ -118,11 +128,17 @@ class SearchSpace:
         train = dict(self.train_defaults)
         train.update(suggest_space(trial, self.train_space, "train", self.fixed))
         train.update({k[len("train."):]: v for k, v in self.fixed.items() if k.startswith("train.") and k[len("train."):] not in self.train_space})
+        if self.aux_choices:  # aux_weight only means something when an objective is chosen
+            train["aux"] = self._choose(trial, "train.aux", self.aux_choices)
+            if train["aux"] != "none":
+                train.update(suggest_space(trial, AUX_SPACE, "train", self.fixed))
         return TrialConfig(fusion, fusion_params, encoders, encoder_params, train, seed=seed)
 
     def _choose(self, trial: optuna.Trial, name: str, candidates: Sequence[str]) -> str:
         if name in self.fixed:
             return self.fixed[name]
+        if len(candidates) == 1:  # not a decision: keeps a restricted space numeric-only (cmaes) and grids small
+            return candidates[0]
         return trial.suggest_categorical(name, list(candidates))
 
     def signature(self) -> str:
@@ -133,6 +149,8 @@ class SearchSpace:
             "train": {k: repr(v) for k, v in sorted(self.train_space.items())},
             "fixed": {k: repr(v) for k, v in sorted(self.fixed.items())},
         }
+        if self.aux_choices:
+            described["aux"] = list(self.aux_choices)
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -176,18 +194,26 @@ def build_search_space(
         allowed = restrictions.pop(modality, None) or restrictions.get(info.kind)
         if allowed:
             for name in allowed:
-                if registry.get_encoder(name).modality != info.kind:
-                    raise ConfigError(f"encoder '{name}' reads {registry.get_encoder(name).modality}, but modality '{modality}' is {info.kind}")
+                cls = registry.get_encoder(name)
+                if cls.modality != info.kind:
+                    raise ConfigError(f"encoder '{name}' reads {cls.modality}, but modality '{modality}' is {info.kind}")
+                reason = cls.unavailable_reason()
+                if reason:
+                    raise ConfigError(f"encoder '{name}' is not available: {reason}")
             chosen_encoders[modality] = list(dict.fromkeys(allowed))
         else:
-            chosen_encoders[modality] = registry.list_encoders(modality=info.kind)
+            # encoders that cannot run here (no checkpoint configured) are left out, not failed per trial
+            chosen_encoders[modality] = [
+                name for name in registry.list_encoders(modality=info.kind) if registry.get_encoder(name).unavailable_reason() is None
+            ]
         if not chosen_encoders[modality]:
-            raise ConfigError(f"no encoder plugin reads modality '{modality}' ({info.kind}); install or enable one")
+            raise ConfigError(f"no available encoder plugin reads modality '{modality}' ({info.kind}); install or enable one")
     kinds = {info.kind for info in schema.modalities.values()}
     for key in restrictions:
         if key not in kinds:
             raise ConfigError(f"encoders: {unknown_name_message('modality', key, list(schema.modalities) + sorted(kinds))}")
-    space = SearchSpace(chosen_fusions, chosen_encoders, fixed=dict(fixed or {}), train_defaults=dict(train_defaults or {}))
+    space = SearchSpace(chosen_fusions, chosen_encoders, fixed=dict(fixed or {}), train_defaults=dict(train_defaults or {}),
+                        aux_choices=list(AUX_CHOICES) if n_modalities >= 2 else [])
     _check_fixed(space, registry)
     return space
 
@@ -197,6 +223,11 @@ def _check_fixed(space: SearchSpace, registry: Registry) -> None:
     known: dict[str, Param | None] = {"fusion": None}
     known.update({f"train.{k}": v for k, v in space.train_space.items()})
     known.update({f"train.{k}": None for k in ("max_epochs", "patience", "grad_clip")})
+    if space.aux_choices:
+        known.update({"train.aux": Categorical(space.aux_choices), **{f"train.{k}": v for k, v in AUX_SPACE.items()}})
+        known.update({f"train.{k}": None for k in AUX_SETTINGS})
+    elif any(name.startswith("train.aux") for name in space.fixed):
+        raise ConfigError("--set train.aux*: auxiliary objectives align modalities; this task has only one")
     for fusion in space.fusions:
         known.update({f"fusion.{fusion}.{k}": v for k, v in registry.get_fusion(fusion).space.items()})
     for modality, candidates in space.encoders.items():

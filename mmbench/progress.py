@@ -7,8 +7,9 @@ CI logs and embedding applications all get what suits them.
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 
 class Reporter(Protocol):
@@ -41,39 +42,51 @@ class QuietReporter:
 
 
 class PlainReporter(QuietReporter):
-    """One line per trial: for CI logs and pipes."""
+    """One line per trial (``trial n/N``, state, value, best so far, elapsed, combination): for CI
+    logs and pipes, where live bars would be noise."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.n_trials = 0
+        self.n_finished = 0
         self.started = time.monotonic()
         self.combinations: dict[int, str] = {}
+        self._lock = threading.Lock()
 
     def search_started(self, task: str, study: str, n_trials: int, n_done: int) -> None:
-        self.n_trials = n_trials
+        self.n_trials, self.n_finished = n_trials, n_done
         self.started = time.monotonic()
-        print(f"search task={task} study={study} trials={n_done}/{n_trials} already done", file=self.stream, flush=True)
+        self._print(f"search task={task} study={study} trials={n_done}/{n_trials} already done")
 
     def trial_started(self, number: int, combination: str, max_epochs: int) -> None:
-        self.combinations[number] = combination
+        with self._lock:
+            self.combinations[number] = combination
 
     def trial_finished(self, number: int, state: str, value: float | None, best: float | None, reason: str | None = None) -> None:
-        shown = "-" if value is None else f"{value:.4f}"
-        best_shown = "-" if best is None else f"{best:.4f}"
-        line = f"trial {number} {state} value={shown} best={best_shown} elapsed={time.monotonic() - self.started:.0f}s [{self.combinations.pop(number, '')}]"
+        with self._lock:
+            self.n_finished += 1
+            combination = self.combinations.pop(number, "")
+        elapsed = time.monotonic() - self.started
+        line = (f"trial {self.n_finished}/{self.n_trials} (#{number}) {state} value={_fmt(value)} best={_fmt(best)} "
+                f"elapsed={elapsed:.0f}s remaining~{_remaining(elapsed, self.n_finished, self.n_trials)} [{combination}]")
         if reason:
             line += f" reason: {reason}"
-        print(line, file=self.stream, flush=True)
+        self._print(line)
+
+    def _print(self, line: str) -> None:
+        with self._lock:
+            print(line, file=self.stream, flush=True)
 
 
 class RichReporter(QuietReporter):
-    """Live bars on a terminal: trials n/N, the current combination's epochs, best so far."""
+    """Live bars on a terminal: trials n/N with best so far, elapsed and remaining time, and one
+    epoch bar per running trial named by its combination."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -83,36 +96,55 @@ class RichReporter(QuietReporter):
             console=self.console,
             transient=False,
         )
-        self.trials_bar = None
-        self.epoch_bars: dict[int, int] = {}
-        self.best: float | None = None
+        self.trials_bar: Any = None
+        self.task = ""
+        self.epoch_bars: dict[int, Any] = {}
+        self._lock = threading.Lock()
 
     def search_started(self, task: str, study: str, n_trials: int, n_done: int) -> None:
+        self.task = task
         self.progress.start()
-        self.trials_bar = self.progress.add_task(f"[bold]{task}[/] trials (best -)", total=n_trials, completed=n_done)
+        self.trials_bar = self.progress.add_task(self._title(None), total=n_trials, completed=n_done)
 
     def trial_started(self, number: int, combination: str, max_epochs: int) -> None:
-        self.epoch_bars[number] = self.progress.add_task(f"  trial {number}: {combination}", total=max_epochs)
+        with self._lock:
+            self.epoch_bars[number] = self.progress.add_task(f"  trial {number}: {combination} epochs", total=max_epochs)
 
     def epoch_finished(self, number: int, epoch: int, value: float) -> None:
-        if number in self.epoch_bars:
-            self.progress.update(self.epoch_bars[number], completed=epoch)
+        with self._lock:
+            bar = self.epoch_bars.get(number)
+        if bar is not None:
+            self.progress.update(bar, completed=epoch)
 
     def trial_finished(self, number: int, state: str, value: float | None, best: float | None, reason: str | None = None) -> None:
-        bar = self.epoch_bars.pop(number, None)
+        with self._lock:
+            bar = self.epoch_bars.pop(number, None)
         if bar is not None:
             self.progress.remove_task(bar)
-        shown = "-" if value is None else f"{value:.4f}"
-        message = f"trial {number} [{'green' if state == 'COMPLETE' else 'yellow' if state == 'PRUNED' else 'red'}]{state}[/] value={shown}"
+        colour = {"COMPLETE": "green", "PRUNED": "yellow"}.get(state, "red")
+        message = f"trial {number} [{colour}]{state}[/] value={_fmt(value)}"
         if reason:
             message += f" ({reason})"
         self.progress.console.print(message)
         if self.trials_bar is not None:
-            best_text = "-" if best is None else f"{best:.4f}"
-            self.progress.update(self.trials_bar, advance=1, description=f"[bold]trials[/] (best {best_text})")
+            self.progress.update(self.trials_bar, advance=1, description=self._title(best))
+
+    def _title(self, best: float | None) -> str:
+        return f"[bold]{self.task}[/] trials (best {_fmt(best)})"
 
     def search_finished(self) -> None:
         self.progress.stop()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _remaining(elapsed: float, n_finished: int, n_trials: int) -> str:
+    """Naive estimate from the mean trial time so far (pruned trials make it pessimistic)."""
+    if n_finished <= 0 or n_trials <= n_finished:
+        return "0s"
+    return f"{elapsed / n_finished * (n_trials - n_finished):.0f}s"
 
 
 def default_reporter(quiet: bool) -> Reporter:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -224,7 +225,12 @@ def load_registry(*, extra_plugins: Iterable[tuple[str, object]] = (), disabled:
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as error:
-        raise PluginLoadError(f"plugin '{error.plugin_name}': {error}", plugin=error.plugin_name) from None
+        # pluggy names the plugin object, not its registration name (the one users can disable).
+        name = manager.get_name(error.plugin) or repr(error.plugin)
+        typo = re.search(r"unknown hook '(\w+)'", str(error))
+        hooks = [h for h in dir(hookspecs) if h.startswith("mmbench_")]
+        detail = unknown_name_message("hook", typo.group(1), hooks) if typo else str(error)
+        raise PluginLoadError(f"plugin '{name}': {detail}", plugin=name) from None
     registry._collect()
     return registry
 

@@ -1,24 +1,38 @@
-"""The Optuna study behind ``mmbench search``: objective, sampler/pruner, resume, tracking.
+"""The Optuna study behind ``mmbench search``: plan, open or resume, optimise, finalise.
 
-One study per (task, study name). Each trial: suggest a configuration, build the model, train
-it (reporting validation per epoch to the pruner), record everything in an MLflow child run,
-and return the validation metric. A trial that raises is recorded FAILED with its reason and
-the search goes on.
+One study per (task, study name). :func:`run_search` is a sequence of small steps, each its own
+function so that reliability layers (heartbeats, signal handling, other storages) can wrap
+one step without touching the rest:
+
+1. :func:`plan_search` - task, data, search space and budget from task file + CLI;
+2. :func:`open_study` - create or load the study; refuse one of another task, space or objectives;
+3. :func:`start_tracking` - the task's MLflow experiment and the study's parent run;
+4. :func:`~mmbench.resume.recover_interrupted` - close trials left RUNNING by dead workers;
+5. :func:`optimize` - run trials (:class:`~mmbench.objective.Objective`) until the budget is spent;
+6. :func:`finalize` - best trial, best model, plots, parent run closed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import logging
 import math
-import time
-import traceback
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmbench.config import SearchSpace, TrialConfig, build_search_space
-from mmbench.errors import ConfigError, MmbenchError, unknown_name_message
+from mmbench.cache import FeatureCache
+from mmbench.config import SearchSpace, build_search_space
+from mmbench.errors import ConfigError, MmbenchError
+from mmbench.objective import Objective, directions, parse_objectives
 from mmbench.progress import QuietReporter, Reporter
+from mmbench.resume import StopAtBudget, finished_count, recover_interrupted
+from mmbench.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from mmbench.signals import graceful_stop, stop_callback
+from mmbench.storage import DEFAULT_HEARTBEAT, bind_stale_handler, create_or_load_study, shared_parent_run
 from mmbench.tracking import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, TAG, Tracker, redact_url
 
 if TYPE_CHECKING:
@@ -28,8 +42,8 @@ if TYPE_CHECKING:
     from mmbench.registry import Registry
     from mmbench.tasks import Task
 
-SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("hyperband", "median", "none")
+__all__ = ["PRUNERS", "SAMPLERS", "SearchOutcome", "SearchPlan", "SearchSettings", "run_search", "run_suite"]
+
 DEFAULT_N_TRIALS = 10
 DEFAULT_MAX_EPOCHS = 10
 DEFAULT_PATIENCE = 3
@@ -55,6 +69,18 @@ class SearchSettings:
         sampler: one of :data:`SAMPLERS`.
         pruner: one of :data:`PRUNERS`.
         max_epochs: epochs per trial (default: the task's).
+        n_jobs: trials run in parallel threads of this process (results then depend on timing).
+        objectives: ``"metric"`` or ``"metric,latency"`` / ``"metric,params"`` (Pareto search).
+        plots: log Optuna's study plots on the parent run at the end.
+        log_model: log the best trial's model (PyTorch flavour + safetensors) at the end.
+        heartbeat: seconds between heartbeats of running trials (database storages; 0 = off,
+            default :data:`mmbench.storage.DEFAULT_HEARTBEAT`): a worker silent for twice that is
+            presumed dead, its trial failed and queued again.
+        cache_dir: folder of the frozen-encoder feature cache (default: the user cache folder,
+            see :mod:`mmbench.cache`).
+        cache_size_gb: bound of that folder (least recently used entries evicted); 0 turns
+            the feature cache off (frozen encoders then run in every batch).
+        compile: train through ``torch.compile``.
     """
 
     task: str
@@ -72,8 +98,18 @@ class SearchSettings:
     sampler: str = "tpe"
     pruner: str = "hyperband"
     max_epochs: int | None = None
+    n_jobs: int = 1
+    objectives: str | Sequence[str] = "metric"
+    plots: bool = True
+    log_model: bool = True
+    heartbeat: int | None = None
+    cache_dir: Path | None = None
+    cache_size_gb: float | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
+        from mmbench.errors import unknown_name_message
+
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"--sampler: {unknown_name_message('sampler', self.sampler, SAMPLERS)}")
         if self.pruner not in PRUNERS:
@@ -84,6 +120,23 @@ class SearchSettings:
             raise ConfigError(f"--timeout must be positive, got {self.timeout}")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
+        if self.n_jobs < 1:
+            raise ConfigError(f"--n-jobs must be at least 1, got {self.n_jobs}")
+        text = self.objectives if isinstance(self.objectives, str) else ",".join(self.objectives)
+        self.objectives = parse_objectives(text)
+
+
+@dataclass
+class SearchPlan:
+    """The resolved inputs of one search: task, data, space and budget."""
+
+    task: Task
+    data: PreparedData
+    space: SearchSpace
+    study_name: str
+    n_trials: int
+    timeout: float | None
+    objectives: tuple[str, ...]
 
 
 @dataclass
@@ -98,6 +151,8 @@ class SearchOutcome:
     best_config: dict[str, Any] | None
     parent_run_id: str
     experiment_id: str
+    best_run_id: str | None = None
+    pareto_trials: list[int] = field(default_factory=list)
 
 
 def run_search(settings: SearchSettings, *, registry: Registry | None = None, reporter: Reporter | None = None) -> SearchOutcome:
@@ -106,274 +161,251 @@ def run_search(settings: SearchSettings, *, registry: Registry | None = None, re
     Raises:
         MmbenchError: bad task, data, restriction or a study that belongs to another task/space.
     """
-    import optuna
-
-    from mmbench.data.load import load_task_data
     from mmbench.registry import get_registry
-    from mmbench.tasks import resolve_task
 
     registry = registry or get_registry()
     reporter = reporter or QuietReporter()
+    plan = plan_search(settings, registry)
+    quiet_libraries()
+    study = open_study(settings, plan, registry)
+    tracker = Tracker(settings.tracking_uri)
+    experiment_id, parent_run_id = start_tracking(tracker, settings, plan, registry, study=study)
+    bind_stale_handler(study, tracker, requeue=settings.sampler != "grid")
+    recover_interrupted(study, tracker, experiment_id, requeue=settings.sampler != "grid")
+    objective = Objective(
+        plan.task, plan.data, plan.space, registry, tracker, experiment_id=experiment_id, parent_run_id=parent_run_id,
+        study_name=plan.study_name, reporter=reporter, seed=settings.seed, device=settings.device,
+        objectives=plan.objectives, n_trials=plan.n_trials, compile=settings.compile,
+        features=FeatureCache.from_options(settings.cache_dir, settings.cache_size_gb, device=settings.device),
+    )
+    registry.manager.hook.mmbench_search_started(task=plan.task.name, study_name=plan.study_name, settings=public_settings(settings))
+    reporter.search_started(plan.task.name, plan.study_name, plan.n_trials, finished_count(study))
+    completed = False
+    try:
+        with graceful_stop():
+            optimize(study, objective, plan, settings)
+        completed = True
+    finally:
+        reporter.search_finished()
+        outcome = finalize(study, objective, tracker, settings, plan, experiment_id, parent_run_id, completed=completed)
+    registry.manager.hook.mmbench_search_finished(
+        task=plan.task.name, study_name=plan.study_name, n_trials=objective.n_run, best_value=outcome.best_value
+    )
+    return outcome
+
+
+def run_suite(settings: SearchSettings, tasks: Sequence[str], *, registry: Registry | None = None,
+              reporter_for: Callable[[str], Reporter] | None = None) -> tuple[list[SearchOutcome], dict[str, str]]:
+    """Search several tasks one after another (``--all-tasks`` or a list), into one tracking store.
+
+    A task that fails with a user error (e.g. its data is missing) is reported and skipped so
+    the others still run. With ``--study NAME`` each task's study is ``NAME-<task>``.
+
+    Returns:
+        The outcomes, and task -> error message for the tasks that failed.
+    """
+    from mmbench.registry import get_registry
+
+    registry = registry or get_registry()
+    outcomes: list[SearchOutcome] = []
+    failures: dict[str, str] = {}
+    for task in tasks:
+        study = f"{settings.study}-{Path(task).stem}" if settings.study and len(tasks) > 1 else settings.study
+        one = dataclasses.replace(settings, task=task, study=study, objectives=",".join(settings.objectives))
+        try:
+            outcomes.append(run_search(one, registry=registry, reporter=reporter_for(task) if reporter_for else None))
+        except MmbenchError as error:
+            failures[task] = str(error)
+    return outcomes, failures
+
+
+def all_task_names(registry: Registry) -> list[str]:
+    """Every built-in and plugin-provided task, sorted (``--all-tasks``)."""
+    from mmbench.tasks import builtin_tasks
+
+    return sorted(builtin_tasks(registry))
+
+
+# -- the steps ----------------------------------------------------------------------------------
+
+
+def plan_search(settings: SearchSettings, registry: Registry) -> SearchPlan:
+    """Resolve the task, load its data and build the (restricted) space and budget."""
+    from mmbench.data.load import load_task_data
+    from mmbench.tasks import resolve_task
+
     task = resolve_task(settings.task, registry)
     data = load_task_data(task, registry, root=settings.data_root)
-    search_defaults = dict(task.search)
+    defaults = dict(task.search)
     space = build_search_space(
         data.schema,
         registry,
-        fusions=settings.fusions or search_defaults.get("fusions"),
-        encoders=settings.encoders or search_defaults.get("encoders"),
-        fixed={**search_defaults.get("fixed", {}), **settings.fixed},
+        fusions=settings.fusions or defaults.get("fusions"),
+        encoders=settings.encoders or defaults.get("encoders"),
+        fixed={**defaults.get("fixed", {}), **settings.fixed},
         train_defaults={
-            "max_epochs": settings.max_epochs or int(search_defaults.get("max_epochs", DEFAULT_MAX_EPOCHS)),
-            "patience": int(search_defaults.get("patience", DEFAULT_PATIENCE)),
+            "max_epochs": settings.max_epochs or int(defaults.get("max_epochs", DEFAULT_MAX_EPOCHS)),
+            "patience": int(defaults.get("patience", DEFAULT_PATIENCE)),
         },
     )
-    if search_defaults.get("batch_sizes"):
-        space.train_space["batch_size"] = type(space.train_space["batch_size"])(search_defaults["batch_sizes"])
-    n_trials = settings.n_trials or int(search_defaults.get("n_trials", DEFAULT_N_TRIALS))
-    timeout = settings.timeout or search_defaults.get("timeout")
-    study_name = settings.study or task.name
+    if defaults.get("batch_sizes"):
+        space.train_space["batch_size"] = type(space.train_space["batch_size"])(defaults["batch_sizes"])
+    n_trials = settings.n_trials or int(defaults.get("n_trials", DEFAULT_N_TRIALS))
+    if settings.sampler == "grid" and settings.n_trials is None:
+        from mmbench.samplers import MAX_GRID_POINTS, grid_values, walk_space
 
-    _quiet_libraries()
-    study = _open_study(settings, study_name, task, space, n_trials)
-    tracker = Tracker(settings.tracking_uri)
-    experiment_id = tracker.experiment_id(task.name)
-    parent_run_id = tracker.study_run(
+        # a grid search runs every point once: its size is the budget
+        n_trials = len(walk_space(lambda t: space.suggest(t, registry, seed=0), grid_values, limit=MAX_GRID_POINTS))
+    return SearchPlan(task, data, space, settings.study or task.name, n_trials,
+                      settings.timeout or defaults.get("timeout"), tuple(settings.objectives))
+
+
+def open_study(settings: SearchSettings, plan: SearchPlan, registry: Registry) -> optuna.Study:
+    """Create or load the study; refuse one that belongs to another task, space or objectives.
+
+    Raises:
+        ConfigError: an unusable storage URL, or a study name already used differently.
+    """
+    n_objectives = len(plan.objectives)
+    sampler = make_sampler(settings.sampler, seed=settings.seed, n_objectives=n_objectives,
+                           suggest=lambda trial: plan.space.suggest(trial, registry, seed=0))
+    pruner = make_pruner(settings.pruner, n_objectives=n_objectives)
+    heartbeat = DEFAULT_HEARTBEAT if settings.heartbeat is None else settings.heartbeat
+    study = create_or_load_study(settings.storage, study_name=plan.study_name, directions=directions(plan.objectives),
+                                 sampler=sampler, pruner=pruner, heartbeat=heartbeat)
+    _claim_or_check(study, plan)
+    return study
+
+
+def _claim_or_check(study: optuna.Study, plan: SearchPlan) -> None:
+    owner = study.user_attrs.get("mmbench.task")
+    objectives = ",".join(plan.objectives)
+    if owner is None:
+        study.set_user_attr("mmbench.task", plan.task.name)
+        study.set_user_attr("mmbench.space", plan.space.signature())
+        study.set_user_attr("mmbench.objectives", objectives)
+        return
+    name = plan.study_name
+    if owner != plan.task.name:
+        raise ConfigError(f"study '{name}' belongs to task '{owner}', not '{plan.task.name}'; choose another --study")
+    if study.user_attrs.get("mmbench.space") != plan.space.signature():
+        raise ConfigError(
+            f"study '{name}' was created with a different search space (fusions, encoders or --set); "
+            "resume it with the same options or choose another --study"
+        )
+    if study.user_attrs.get("mmbench.objectives", "metric") != objectives:
+        raise ConfigError(
+            f"study '{name}' optimises --objectives {study.user_attrs.get('mmbench.objectives', 'metric')}, "
+            f"not {objectives}; resume it with the same objectives or choose another --study"
+        )
+
+
+def start_tracking(tracker: Tracker, settings: SearchSettings, plan: SearchPlan, registry: Registry, *,
+                   study: optuna.Study | None = None) -> tuple[str, str]:
+    """The task's experiment and the study's parent run (found again on resume; one for all workers of ``study``)."""
+    experiment_id = tracker.experiment_id(plan.task.name)
+    find_or_create = functools.partial(
+        tracker.study_run,
         experiment_id,
-        study_name,
-        tags={f"{TAG}task": task.name, f"{TAG}fingerprint": data.fingerprint, f"{TAG}storage": redact_url(settings.storage)},
-        params=_study_params(settings, task, data, registry, n_trials),
+        plan.study_name,
+        tags={f"{TAG}task": plan.task.name, f"{TAG}fingerprint": plan.data.fingerprint,
+              f"{TAG}storage": redact_url(settings.storage), f"{TAG}objectives": ",".join(plan.objectives)},
+        params=study_params(settings, plan, registry),
     )
-    tracker.log_dict(parent_run_id, dict(task.raw), "task.yaml")
-    objective = _Objective(task, data, space, registry, tracker, settings, experiment_id, parent_run_id, study_name, reporter)
-    done = _finished_count(study)
-    remaining = max(0, n_trials - done)
-    registry.manager.hook.mmbench_search_started(task=task.name, study_name=study_name, settings=_public_settings(settings))
-    reporter.search_started(task.name, study_name, n_trials, done)
-    try:
-        if remaining:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=timeout,
-                catch=(Exception,),
-                callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None)],
-            )
-    finally:
-        reporter.search_finished()
-        best = _best(study)
-        if best is not None:
-            tracker.log_metrics(parent_run_id, {"best_val_score": best.value})
-            tracker.set_tags(parent_run_id, {f"{TAG}best_trial": best.number})
-        tracker.finish(parent_run_id, "COMPLETE")
-    registry.manager.hook.mmbench_search_finished(
-        task=task.name, study_name=study_name, n_trials=objective.n_run, best_value=None if best is None else best.value
+    parent_run_id = find_or_create() if study is None else shared_parent_run(study, tracker, find_or_create)
+    tracker.log_dict(parent_run_id, dict(plan.task.raw), "task.yaml")
+    return experiment_id, parent_run_id
+
+
+def optimize(study: optuna.Study, objective: Objective, plan: SearchPlan, settings: SearchSettings) -> None:
+    """Run trials until ``plan.n_trials`` count as finished (this worker's share), or the timeout."""
+    remaining = max(0, plan.n_trials - finished_count(study))
+    if not remaining:
+        return
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        timeout=plan.timeout,
+        n_jobs=settings.n_jobs,
+        catch=(Exception,),
+        callbacks=[StopAtBudget(plan.n_trials), stop_callback],
+        gc_after_trial=False,
     )
+
+
+def finalize(study: optuna.Study, objective: Objective, tracker: Tracker, settings: SearchSettings, plan: SearchPlan,
+             experiment_id: str, parent_run_id: str, *, completed: bool) -> SearchOutcome:
+    """Record the best trial on the parent run, log the best model and the plots, close the run.
+
+    After an interruption (``completed=False``) only the bookkeeping runs, so Ctrl-C is quick.
+    """
+    from mmbench.artifacts import log_best_model, log_study_plots
+
+    best = best_trial(study)
+    pareto = [t.number for t in study.best_trials] if len(plan.objectives) > 1 and best is not None else []
+    if best is not None:
+        tracker.log_metrics(parent_run_id, {"best_val_score": best.values[0]})
+        tracker.set_tags(parent_run_id, {f"{TAG}best_trial": best.number, f"{TAG}best_run_id": best.user_attrs.get("mlflow_run_id", "")})
+    if pareto:
+        tracker.set_tags(parent_run_id, {f"{TAG}pareto_trials": ",".join(map(str, pareto))})
+    if completed:
+        mine = objective.best
+        if settings.log_model and mine is not None and best is not None and mine.number == best.number:
+            log_best_model(tracker, mine, plan.data.schema.classes)
+        if settings.plots:
+            log_study_plots(tracker, parent_run_id, study)
+    objective.best = None  # release the model's memory
+    tracker.finish(parent_run_id, "COMPLETE" if completed else "KILLED")
     return SearchOutcome(
-        task=task.name,
-        study=study_name,
+        task=plan.task.name,
+        study=plan.study_name,
         n_trials=len(study.trials),
-        n_complete=len([t for t in study.trials if t.state.name == "COMPLETE"]),
-        best_value=None if best is None else best.value,
+        n_complete=sum(1 for t in study.trials if t.state.name == "COMPLETE"),
+        best_value=None if best is None else best.values[0],
         best_config=None if best is None else best.user_attrs.get("config"),
         parent_run_id=parent_run_id,
         experiment_id=experiment_id,
+        best_run_id=None if best is None else best.user_attrs.get("mlflow_run_id"),
+        pareto_trials=pareto,
     )
 
 
-class _Objective:
-    """One trial: suggest, build, train, record. Returns the validation score."""
-
-    def __init__(
-        self,
-        task: Task,
-        data: PreparedData,
-        space: SearchSpace,
-        registry: Registry,
-        tracker: Tracker,
-        settings: SearchSettings,
-        experiment_id: str,
-        parent_run_id: str,
-        study_name: str,
-        reporter: Reporter,
-    ) -> None:
-        self.task, self.data, self.space, self.registry, self.tracker = task, data, space, registry, tracker
-        self.settings, self.experiment_id, self.parent_run_id = settings, experiment_id, parent_run_id
-        self.study_name, self.reporter = study_name, reporter
-        self.n_run = 0
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        import optuna
-
-        from mmbench.model import build_model, preprocessors_for
-        from mmbench.train import TrainSettings, fit, resolve_device
-
-        self.n_run += 1
-        started = time.perf_counter()
-        config = self.space.suggest(trial, self.registry, seed=self.settings.seed + trial.number)
-        trial.set_user_attr("config", config.to_dict())
-        device = str(resolve_device(self.settings.device))
-        run_id = self.tracker.start_trial(
-            self.experiment_id,
-            self.parent_run_id,
-            run_name=f"trial {trial.number}: {config.combination}",
-            tags=self._tags(trial, config, device),
-            params=config.flat_params(),
-        )
-        trial.set_user_attr("mlflow_run_id", run_id)
-        self.tracker.log_dict(run_id, config.to_dict(), "config.yaml")
-        self.reporter.trial_started(trial.number, config.combination, int(config.train["max_epochs"]))
-        metric = self.task.metric
-
-        def on_epoch(report: Any) -> None:
-            self.tracker.log_epoch(run_id, report)
-            value = report.validation[metric]
-            self.reporter.epoch_finished(trial.number, report.epoch, value)
-            trial.report(value, report.epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {report.epoch} with val_{metric}={value:.4f}")
-
-        try:
-            infos, tensors = self.data.tensors(preprocessors_for(config, self.data.schema, self.registry))
-            model = build_model(config, infos, self.data.schema.n_classes, self.registry)
-            settings = TrainSettings.from_config(config.train, metric=metric, seed=config.seed, device=self.settings.device)
-            result = fit(model, tensors, settings, n_classes=self.data.schema.n_classes, on_epoch=on_epoch)
-        except optuna.TrialPruned as pruned:
-            self._finish(trial, run_id, config, "PRUNED", None, {}, str(pruned), started)
-            raise
-        except BaseException as error:
-            reason = _reason(error)
-            self._finish(trial, run_id, config, "FAIL" if isinstance(error, Exception) else "KILLED", None, {}, reason, started)
-            if isinstance(error, Exception) and not isinstance(error, MmbenchError):
-                trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-            raise
-        final = {f"val_{k}": v for k, v in result.validation.items()}
-        final.update({f"test_{k}": v for k, v in result.test.items()})
-        final.update({"val_score": result.validation[metric], "test_score": result.test[metric]})
-        final.update({"best_epoch": result.best_epoch, "n_parameters": result.n_parameters})
-        value = result.validation[metric]
-        self._finish(trial, run_id, config, "COMPLETE", value, final, None, started)
-        return value
-
-    def _tags(self, trial: optuna.Trial, config: TrialConfig, device: str) -> dict[str, str]:
-        tags = {
-            f"{TAG}task": self.task.name,
-            f"{TAG}study": self.study_name,
-            f"{TAG}trial": str(trial.number),
-            f"{TAG}fusion": config.fusion,
-            f"{TAG}combination": config.combination,
-            f"{TAG}metric": self.task.metric,
-            f"{TAG}seed": str(config.seed),
-            f"{TAG}device": device,
-            f"{TAG}fingerprint": self.data.fingerprint,
-        }
-        tags.update({f"{TAG}encoder.{m}": e for m, e in config.encoders.items()})
-        return tags
-
-    def _finish(self, trial: optuna.Trial, run_id: str, config: TrialConfig, state: str, value: float | None,
-                metrics: dict[str, float], reason: str | None, started: float) -> None:
-        metrics = {**metrics, "duration_s": time.perf_counter() - started}
-        self.tracker.log_metrics(run_id, metrics)
-        self.tracker.finish(run_id, state, reason=reason)
-        if reason:
-            trial.set_user_attr("reason", reason)
-        previous = _best(trial.study)
-        candidates = [v for v in (None if previous is None else previous.value, value) if v is not None]
-        self.reporter.trial_finished(trial.number, state, value, max(candidates) if candidates else None, reason)
-        result = {**metrics, **({"reason": reason} if reason else {})}
-        self.registry.manager.hook.mmbench_trial_finished(
-            task=self.task.name, study_name=self.study_name, trial_number=trial.number, state=state,
-            config=config.to_dict(), result=result,
-        )
+# -- helpers ------------------------------------------------------------------------------------
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep Optuna's and MLflow's info logs and experimental-feature warnings out of the user's way."""
-    import logging
-    import warnings
-
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in ("mlflow", "mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _open_study(settings: SearchSettings, study_name: str, task: Task, space: SearchSpace, n_trials: int) -> optuna.Study:
-    """Create or load the study; refuse one that belongs to another task or space."""
-    import optuna
-
-    sampler = _make_sampler(settings, space)
-    pruner = _make_pruner(settings.pruner, n_trials)
-    try:
-        study = optuna.create_study(study_name=study_name, storage=settings.storage, load_if_exists=True,
-                                    direction="maximize", sampler=sampler, pruner=pruner)
-    except (ValueError, ImportError) as error:
-        raise ConfigError(f"--storage {redact_url(settings.storage)}: {_reason(error)}") from None
-    except Exception as error:  # sqlalchemy errors: bad URL, unreachable server
-        raise ConfigError(f"--storage {redact_url(settings.storage)}: cannot open ({type(error).__name__})") from None
-    owner = study.user_attrs.get("mmbench.task")
-    signature = study.user_attrs.get("mmbench.space")
-    if owner is None:
-        study.set_user_attr("mmbench.task", task.name)
-        study.set_user_attr("mmbench.space", space.signature())
-    elif owner != task.name:
-        raise ConfigError(f"study '{study_name}' belongs to task '{owner}', not '{task.name}'; choose another --study")
-    elif signature != space.signature():
-        raise ConfigError(
-            f"study '{study_name}' was created with a different search space (fusions, encoders or --set); "
-            "resume it with the same options or choose another --study"
-        )
-    return study
-
-
-def _make_sampler(settings: SearchSettings, space: SearchSpace) -> optuna.samplers.BaseSampler:
-    import optuna
-
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=settings.seed)
-    if settings.sampler == "grid":
-        raise ConfigError("--sampler grid is not available yet")
-    return optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True, n_startup_trials=5)
-
-
-def _make_pruner(name: str, n_trials: int) -> optuna.pruners.BasePruner:
-    import optuna
-
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
-
-
-def _finished_count(study: optuna.Study) -> int:
+def best_trial(study: optuna.Study) -> Any:
+    """The COMPLETE trial with the best (first) objective value, or ``None``."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
-
-
-def _best(study: optuna.Study) -> Any:
-    from optuna.trial import TrialState
-
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
     if not complete:
         return None
-    return max(complete, key=lambda t: t.value if t.value is not None and math.isfinite(t.value) else -math.inf)
+    return max(complete, key=lambda t: t.values[0] if math.isfinite(t.values[0]) else -math.inf)
 
 
-def _study_params(settings: SearchSettings, task: Task, data: PreparedData, registry: Registry, n_trials: int) -> dict[str, Any]:
-    params: dict[str, Any] = {f"search.{k}": v for k, v in _public_settings(settings).items()}
-    params["search.n_trials"] = n_trials
-    params["task"] = task.name
-    params["data.fingerprint"] = data.fingerprint
-    params.update({f"data.{split}_rows": n for split, n in data.split_sizes.items()})
+def study_params(settings: SearchSettings, plan: SearchPlan, registry: Registry) -> dict[str, Any]:
+    """The parent run's params: search settings, task, data sizes and fingerprint, plugin versions."""
+    params: dict[str, Any] = {f"search.{k}": v for k, v in public_settings(settings).items()}
+    params["search.n_trials"] = plan.n_trials
+    params["task"] = plan.task.name
+    params["task.file"] = str(plan.task.path) if getattr(plan.task, "path", None) else ""
+    params["data.fingerprint"] = plan.data.fingerprint
+    params.update({f"data.{split}_rows": n for split, n in plan.data.split_sizes.items()})
     params.update({f"plugin.{p.name}": f"{p.distribution} {p.version}" for p in registry.plugins.values()})
     return params
 
 
-def _public_settings(settings: SearchSettings) -> dict[str, Any]:
+def public_settings(settings: SearchSettings) -> dict[str, Any]:
     """Settings safe to log: URLs redacted."""
     return {
         "sampler": settings.sampler,
@@ -382,16 +414,13 @@ def _public_settings(settings: SearchSettings) -> dict[str, Any]:
         "timeout": settings.timeout,
         "seed": settings.seed,
         "device": settings.device,
+        "n_jobs": settings.n_jobs,
+        "objectives": ",".join(settings.objectives),
         "storage": redact_url(settings.storage),
         "tracking_uri": redact_url(settings.tracking_uri),
         "fusions": list(settings.fusions or []),
         "encoders": {k: list(v) for k, v in (settings.encoders or {}).items()},
         "fixed": dict(settings.fixed),
+        "cache_size_gb": settings.cache_size_gb,
+        "compile": settings.compile,
     }
-
-
-def _reason(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    if not isinstance(error, MmbenchError):
-        text = f"{type(error).__name__}: {text}"
-    return text[:500]

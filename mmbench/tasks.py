@@ -106,6 +106,10 @@ def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:
     options = _optional(data, "options", dict, f"{where}: data", {})
     if data.get("on_bad_rows", "error") not in ("error", "skip"):
         raise ConfigError(f"{where}: data.on_bad_rows must be 'error' or 'skip', got {data.get('on_bad_rows')!r}")
+    if data.get("degrade") is not None:
+        from mmbench.data.degrade import parse_degrade
+
+        parse_degrade(data["degrade"], where)
     metric = _optional(content, "metric", str, where, "accuracy")
     if metric not in METRICS:
         raise ConfigError(f"{where}: {unknown_name_message('metric', metric, METRICS)}")

@@ -13,6 +13,7 @@ Layout (the leaderboard is a query over it):
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -54,8 +55,22 @@ class Tracker:
     def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI) -> None:
         from mlflow import MlflowClient
 
+        from mmbench.retry import RetryingProxy, redacting_failure
+
+        if _is_file_store(tracking_uri):
+            # MLflow 3 keeps the folder store in maintenance mode and refuses it unless opted in;
+            # a user who passes a folder has opted in (docs/search.md recommends SQLite)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        # MLflow prints "View run ... at: <tracking URI>" for http stores: noise under --quiet, and
+        # the URI may carry a password. Users who want the links set the variable to false.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.tracking_uri = tracking_uri
-        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        # transient errors (server restarting, SQLite busy) are retried with backoff; what still
+        # fails becomes a TrackingError whose message carries no credentials
+        self.client: MlflowClient = RetryingProxy(  # type: ignore[assignment]
+            MlflowClient(tracking_uri=tracking_uri), what=f"tracking URI {redact_url(tracking_uri)}",
+            on_failure=redacting_failure(tracking_uri, "--tracking-uri", TrackingError),
+        )
 
     # -- experiments and runs ------------------------------------------------------------------
 
@@ -163,6 +178,11 @@ class Tracker:
             token = page.token
             if not token:
                 return runs
+
+
+def _is_file_store(uri: str) -> bool:
+    """A plain folder path or ``file:`` URI (not ``sqlite:``, ``http:``, ``postgresql:``...)."""
+    return uri.startswith("file:") or ("://" not in uri and not uri.startswith(("databricks", "sqlite:", "http")))
 
 
 def _quote(value: str) -> str:

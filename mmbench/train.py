@@ -19,8 +19,10 @@ from torch import nn
 
 from mmbench.data.prepared import SplitTensors
 from mmbench.errors import ConfigError, TrialError
+from mmbench.guards import check_model_outputs
 from mmbench.metrics import classification_metrics
 from mmbench.model import MultimodalModel, count_parameters
+from mmbench.signals import check_stop
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class TrainSettings:
         seed: batch-order seed.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         amp: bf16 autocast on CUDA.
+        compile: run the training steps through ``torch.compile`` (``--compile``; pays off for
+            larger models on a GPU, costs a compilation per trial).
     """
 
     metric: str = "accuracy"
@@ -50,6 +54,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    compile: bool = False
 
     @classmethod
     def from_config(cls, train: Mapping[str, Any], *, metric: str, seed: int, device: str) -> TrainSettings:
@@ -112,13 +117,51 @@ def fit(
 ) -> FitResult:
     """Train on ``data["train"]``, select on ``data["validation"]``, score ``data["test"]`` once.
 
+    See :func:`_fit` for the arguments. Running out of memory (CUDA or host) becomes a
+    :class:`TrialError` naming the batch size, so the trial is recorded FAILED with that reason
+    and the search goes on with the next configuration.
+
+    Raises:
+        TrialError: the loss became NaN or infinite, or memory ran out.
+    """
+    try:
+        return _fit(model, data, settings, n_classes=n_classes, on_epoch=on_epoch, extra_loss=extra_loss)
+    except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError
+        if not is_out_of_memory(error):
+            raise
+        reason = (f"out of memory ({' '.join(str(error).split())[:200]}) with train.batch_size={settings.batch_size}; "
+                  "lower it (--set train.batch_size=N) or choose smaller encoders")
+    # outside the except block, so the traceback's frames (holding activations) are already freed
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    raise TrialError(reason)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA/MPS/host allocator failures (retrying the same configuration would fail again)."""
+    text = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def _fit(
+    model: MultimodalModel,
+    data: Mapping[str, SplitTensors],
+    settings: TrainSettings,
+    *,
+    n_classes: int,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    extra_loss: Callable[[dict[str, Any]], torch.Tensor] | None = None,
+) -> FitResult:
+    """Train on ``data["train"]``, select on ``data["validation"]``, score ``data["test"]`` once.
+
     Args:
         model: the assembled model.
         data: split -> tensors.
         settings: optimisation settings.
         n_classes: number of classes.
         on_epoch: called after each epoch (tracking, pruning: it may raise to stop the trial).
-        extra_loss: auxiliary loss from the per-modality encodings, added to the classification loss.
+        extra_loss: auxiliary loss from the per-modality encodings, added to the classification loss
+            (on top of the model's own ``auxiliary`` objective, when it has one).
 
     Raises:
         TrialError: the loss became NaN or infinite.
@@ -129,11 +172,15 @@ def fit(
         torch.backends.cudnn.benchmark = True
     model.to(device)
     splits = {name: _to_device(split, device) for name, split in data.items()}
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=settings.lr, weight_decay=settings.weight_decay
-    )
+    check_model_outputs(model, splits["train"], n_classes)  # a broken plugin fails here, by name
+    trainable = [p for p in model.parameters() if p.requires_grad]  # frozen backbones: skipped by clip and copies
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    forward = torch.compile(model) if settings.compile else model
+    optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)  # dropout draws too: one seed, one result (on CPU)
+    extra_losses = [f for f in (getattr(model, "auxiliary", None), extra_loss) if f is not None]
     use_amp = settings.amp and device.type == "cuda"
     best_score, best_epoch, best_state, stale = -math.inf, 0, None, 0
     history: list[EpochReport] = []
@@ -141,19 +188,19 @@ def fit(
         epoch_started = time.perf_counter()
         model.train()
         train = splits["train"]
-        order = torch.randperm(len(train), generator=generator).to(device)
+        order = torch.randperm(len(train), generator=generator).to(train.labels.device)
         total = torch.zeros((), device=device)
         for start in range(0, len(train), settings.batch_size):
-            inputs, target = train.select(order[start : start + settings.batch_size])
+            inputs, target = _batch_to(*train.select(order[start : start + settings.batch_size]), device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits, encoded = model(inputs)
+                logits, encoded = forward(inputs)
                 loss = loss_fn(logits.float(), target)
-                if extra_loss is not None:
-                    loss = loss + extra_loss(encoded)
+                for extra in extra_losses:
+                    loss = loss + extra(encoded)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
             optimizer.step()
             total += loss.detach() * target.shape[0]
         train_loss = (total / len(train)).item()
@@ -165,15 +212,16 @@ def fit(
         score = validation[settings.metric]
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if k not in frozen}
         else:
             stale += 1
         if on_epoch is not None:
             on_epoch(report)
+        check_stop(f"after epoch {epoch}")  # SIGINT/SIGTERM: this epoch is reported, stop here
         if stale >= settings.patience:
             break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state, strict=not frozen)  # frozen weights never changed
     test = evaluate(model, splits["test"], n_classes=n_classes, batch_size=settings.batch_size * 4, use_amp=use_amp)
     return FitResult(
         best_epoch=best_epoch,
@@ -194,7 +242,7 @@ def predict_logits(model: MultimodalModel, split: SplitTensors, *, batch_size: i
     chunks = []
     for start in range(0, len(split), batch_size):
         index = torch.arange(start, min(start + batch_size, len(split)), device=split.labels.device)
-        inputs, _ = split.select(index)
+        inputs, _ = _batch_to(*split.select(index), device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, _ = model(inputs)
         chunks.append(logits.float())
@@ -210,8 +258,27 @@ def evaluate(model: MultimodalModel, split: SplitTensors, *, n_classes: int, bat
     return metrics
 
 
+#: Share of the free GPU memory a trial's data may take when it is placed on the GPU whole.
+GPU_DATA_SHARE = 0.5
+
+
 def _to_device(split: SplitTensors, device: torch.device) -> SplitTensors:
+    """The split on the accelerator when it fits, so batches are index selections there; else in
+    pinned host memory, from which each batch is copied asynchronously (see :func:`_batch_to`)."""
     if device.type == "cpu":
         return split
+    tensors = [v for t in split.inputs.values() for v in t.values()] + [split.labels]
+    if device.type == "cuda" and sum(v.numel() * v.element_size() for v in tensors) > GPU_DATA_SHARE * torch.cuda.mem_get_info(device)[0]:
+        inputs = {m: {k: v.pin_memory() for k, v in t.items()} for m, t in split.inputs.items()}
+        return SplitTensors(inputs, split.labels.pin_memory())
     inputs = {m: {k: v.to(device, non_blocking=True) for k, v in t.items()} for m, t in split.inputs.items()}
     return SplitTensors(inputs, split.labels.to(device, non_blocking=True))
+
+
+def _batch_to(inputs: dict[str, dict[str, torch.Tensor]], target: torch.Tensor,
+              device: torch.device) -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor]:
+    """A batch on ``device``: a no-op for data already there, an asynchronous copy from pinned memory otherwise."""
+    if target.device == device or (device.type == "cuda" and target.device.type == "cuda"):
+        return inputs, target
+    moved = {m: {k: v.to(device, non_blocking=True) for k, v in t.items()} for m, t in inputs.items()}
+    return moved, target.to(device, non_blocking=True)

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.servers import mlflow_server, postgres  # noqa: F401 - session fixtures: real PostgreSQL, mlflow server
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -34,3 +36,31 @@ def registry():
 def stores(tmp_path):
     """Optuna storage and MLflow tracking URIs in the test's temp dir."""
     return {"storage": f"sqlite:///{tmp_path / 'optuna.db'}", "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+
+@pytest.fixture
+def tiny_task(tmp_path):
+    """Factory of small synthetic two-modality task files (a trial trains in well under a second)."""
+
+    def make(name: str = "tiny", *, mode: str = "mixed", n_samples: int = 240, extra: str = ""):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"name: {name}\ndata:\n  provider: synthetic\n"
+            f"  options: {{n_samples: {n_samples}, n_modalities: 2, dim: 4, mode: {mode}, noise: 0.2}}\n"
+            "label: label\nmetric: accuracy\nsplit: {validation: 0.25, test: 0.25, seed: 0}\n"
+            "search:\n  max_epochs: 2\n  patience: 2\n" + extra
+        )
+        return path
+
+    return make
+
+
+@pytest.fixture
+def search_settings(stores):
+    """Factory of ``SearchSettings`` on the test's own stores, CPU, no study plots."""
+    from mmbench.search import SearchSettings
+
+    def make(task, **overrides):
+        return SearchSettings(**{"task": str(task), "device": "cpu", "plots": False, **stores, **overrides})
+
+    return make

@@ -41,4 +41,12 @@ def load_task_data(task: Task, registry: Registry, *, root: Path | None = None) 
     context = LoadContext(data_root=root, task_dir=task.path.parent if task.path else None, seed=split.seed)
     raw = provider.load(context)
     extra = {"provider": task.provider, "options": dict(task.options), "data": {k: v for k, v in task.data.items() if k not in ("provider", "options")}}
-    return prepare(raw, DataSpec(label=task.label, modalities=dict(task.modalities), split=split, extra=extra))
+    spec = DataSpec(
+        label=task.label,
+        modalities=dict(task.modalities),
+        split=split,
+        extra=extra,
+        on_bad_rows=str(task.data.get("on_bad_rows") or "error"),
+        degrade=dict(task.data.get("degrade") or {}),
+    )
+    return prepare(raw, spec)

@@ -88,6 +88,11 @@ class EmbeddingPreprocessor(Preprocessor):
 #: (image, audio and video decoding pull in heavy libraries).
 _DEFAULTS: dict[str, str] = {
     "embedding": "mmbench.data.preprocess:EmbeddingPreprocessor",
+    "text": "mmbench.data.preprocess_text:TextPreprocessor",
+    "image": "mmbench.data.preprocess_image:ImagePreprocessor",
+    "audio": "mmbench.data.preprocess_audio:AudioPreprocessor",
+    "video": "mmbench.data.preprocess_video:VideoPreprocessor",
+    "tabular": "mmbench.data.preprocess_tabular:TabularPreprocessor",
 }
 
 

@@ -57,15 +57,19 @@ class RawData:
     Attributes:
         splits: split name -> dataset. Either the three of :data:`SPLITS` or, when the source
             is not split, a single ``"all"`` that the core splits.
-        modalities: column -> modality kind, for the columns the provider knows about.
-        base_dir: folder that relative file paths in the columns are relative to.
+        modalities: column -> modality kind, for the columns the provider knows about
+            (``numeric`` / ``categorical`` also accepted: tabular columns of that type).
+        base_dir: folder that relative file paths in the columns are relative to, or split ->
+            folder when split files live in different folders.
         notes: facts to record on the run (e.g. ``{"skipped_rows": 3}``).
+        sources: split -> where its rows come from (a file path), named in data errors.
     """
 
     splits: Mapping[str, datasets.Dataset]
     modalities: Mapping[str, str] = field(default_factory=dict)
-    base_dir: Path | None = None
+    base_dir: Path | Mapping[str, Path] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 class DatasetProvider:

@@ -46,3 +46,28 @@ class LateFusion(Fusion):
         if self.weights is None:
             return logits.mean(dim=0)
         return (self.weights.softmax(dim=0)[:, None, None] * logits).sum(dim=0)
+
+
+class HybridFusion(Fusion):
+    """Early and late fusion side by side: a joint head plus per-modality heads, logits mixed.
+
+    The joint head can model interactions; the per-modality heads keep each modality's own
+    evidence usable when the joint head overfits, which is why hybrid schemes are common in
+    multimedia analysis.
+    """
+
+    name = "hybrid"
+    description = "early head + per-modality late heads; logits mixed by a fixed or learned weight"
+    paper = "Atrey et al., 2010, Multimodal Fusion for Multimedia Analysis: a Survey"
+    space = {"hidden": Int(32, 256, log=True), "dropout": Float(0.0, 0.5), "combine": Categorical(["mean", "learned"])}
+
+    def __init__(self, dims: Mapping[str, int], n_outputs: int, hidden: int = 64, dropout: float = 0.1, combine: str = "mean") -> None:
+        super().__init__(dims, n_outputs)
+        self.early = EarlyFusion(dims, n_outputs, hidden=hidden, n_layers=1, dropout=dropout)
+        self.late = LateFusion(dims, n_outputs, hidden=hidden, dropout=dropout, combine=combine)
+        # mixing weight of the early head, as a logit: 0 means an even early/late split
+        self.mix = nn.Parameter(torch.zeros(())) if combine == "learned" else None
+
+    def forward(self, encoded: Mapping[str, Encoded]) -> torch.Tensor:
+        weight = torch.sigmoid(self.mix) if self.mix is not None else 0.5
+        return weight * self.early(encoded) + (1 - weight) * self.late(encoded)

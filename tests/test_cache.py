@@ -1,0 +1,214 @@
+"""The frozen-encoder feature cache: hit on later trials and searches, miss when a key input changes,
+same metrics with and without it, and a saved model that reloads without the cache."""
+
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmbench import Encoded, Encoder, hookimpl
+from mmbench.cache import CachedEncoder, FeatureCache
+from mmbench.config import TrialConfig
+from mmbench.data.preprocess import EmbeddingPreprocessor
+from mmbench.registry import load_registry
+from mmbench.search import run_search
+
+CHECKPOINT_VARIABLE = "MMBENCH_TEST_FROZEN_CHECKPOINT"
+SCALE_VARIABLE = "MMBENCH_TEST_FROZEN_SCALE"
+DIM = 4  # the tiny_task fixture's feature size
+
+
+class ScaledPreprocessor(EmbeddingPreprocessor):
+    """Embedding vectors times ``scale``: a preprocessing whose option changes the tensors."""
+
+    def __init__(self, info, checkpoint: Path, scale: float) -> None:
+        super().__init__(info)
+        self.checkpoint, self.scale = checkpoint, scale
+
+    def options(self):
+        return {"checkpoint": str(self.checkpoint), "scale": self.scale}
+
+    def fit(self, train):
+        info = super().fit(train)
+        return info.with_updates(extra={**dict(info.extra), "checkpoint": str(self.checkpoint)})
+
+    def transform(self, split):
+        return {"values": super().transform(split)["values"] * self.scale}
+
+
+class FrozenProjection(Encoder):
+    """A 'pretrained' encoder: fixed weights read from a checkpoint folder, no trainable parameter.
+
+    Element-wise, so its outputs do not depend on how rows are batched (bit-for-bit comparisons).
+    """
+
+    name = "embedding.frozenproj"
+    modality = "embedding"
+    space = {}
+    rows_seen = 0  # rows passed through forward, across instances
+
+    def __init__(self, info) -> None:
+        super().__init__(info)
+        weight = np.load(Path(info.extra["checkpoint"]) / "weights.npy")
+        self.register_buffer("weight", torch.from_numpy(weight))
+        self.out_dim = int(info.dim)
+
+    @classmethod
+    def is_frozen(cls, **hyperparameters) -> bool:
+        return True
+
+    @classmethod
+    def preprocessor(cls, info, **hyperparameters):
+        return ScaledPreprocessor(info, Path(os.environ[CHECKPOINT_VARIABLE]), float(os.environ.get(SCALE_VARIABLE, "1")))
+
+    def forward(self, batch):
+        FrozenProjection.rows_seen += int(batch["values"].shape[0])
+        pooled = torch.tanh(batch["values"] * self.weight)
+        tokens = torch.stack([pooled, -pooled], dim=1)
+        return Encoded(pooled=pooled, tokens=tokens, mask=torch.ones(tokens.shape[:2], dtype=torch.bool))
+
+
+def write_checkpoint(folder: Path, seed: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "weights.npy", np.random.default_rng(seed).normal(size=DIM).astype(np.float32))
+    return folder
+
+
+@pytest.fixture
+def frozen(tmp_path, monkeypatch):
+    """A registry with the frozen test encoder, its checkpoint and a fresh row counter."""
+    monkeypatch.setenv(CHECKPOINT_VARIABLE, str(write_checkpoint(tmp_path / "checkpoint-a", seed=1)))
+    monkeypatch.delenv(SCALE_VARIABLE, raising=False)
+    monkeypatch.setattr(FrozenProjection, "rows_seen", 0)
+    plugin = types.ModuleType("frozen_test_plugin")
+    plugin.mmbench_encoders = hookimpl(lambda: [FrozenProjection])
+    plugin.mmbench_encoders.__name__ = "mmbench_encoders"
+    return load_registry(extra_plugins=[("frozentest", plugin)])
+
+
+def _config(seed: int = 0) -> TrialConfig:
+    return TrialConfig(
+        fusion="early", fusion_params={}, encoders={"x1": "embedding.frozenproj", "x2": "embedding.mlp"},
+        encoder_params={"x1": {}, "x2": {}}, train={"batch_size": 32, "max_epochs": 2}, seed=seed,
+    )
+
+
+def _trial_inputs(cache: FeatureCache, registry, task_path: Path):
+    from mmbench.data.load import load_task_data
+    from mmbench.model import preprocessors_for
+    from mmbench.tasks import resolve_task
+
+    data = load_task_data(resolve_task(str(task_path), registry), registry)
+    config = _config()
+    return data, cache.trial_inputs(config, data, preprocessors_for(config, data.schema, registry), registry)
+
+
+def test_features_are_computed_once_and_stand_in_for_the_encoder(frozen, tiny_task, tmp_path):
+    task = tiny_task(n_samples=120)
+    cache = FeatureCache(root=tmp_path / "cache")
+    data, (infos, tensors, prebuilt) = _trial_inputs(cache, frozen, task)
+    assert (cache.hits, cache.misses) == (0, 1)
+    assert FrozenProjection.rows_seen == 120  # every row of every split, once
+    assert set(prebuilt) == {"x1"} and isinstance(prebuilt["x1"], CachedEncoder)
+    train = tensors["train"].inputs
+    assert set(train["x1"]) == {"pooled", "tokens", "mask"} and set(train["x2"]) == {"values"}
+    raw = data.tensors({"x1": ScaledPreprocessor(data.schema.modalities["x1"], tmp_path / "checkpoint-a", 1.0)})[1]
+    expected = FrozenProjection(infos["x1"])(raw["train"].inputs["x1"])
+    rows_seen = FrozenProjection.rows_seen
+    assert torch.equal(train["x1"]["pooled"], expected.pooled) and torch.equal(train["x1"]["tokens"], expected.tokens)
+    assert sorted(prebuilt["x1"].state_dict()) == ["weight"]  # the real encoder's keys: saved models reload uncached
+
+    # the second trial of the process reads memory; a new process (new cache object) reads the file
+    cache.trial_inputs(_config(seed=1), data, {"x1": ScaledPreprocessor(infos["x1"], tmp_path / "checkpoint-a", 1.0),
+                                               "x2": EmbeddingPreprocessor(data.schema.modalities["x2"])}, frozen)
+    later = FeatureCache(root=tmp_path / "cache")
+    _, (_, again, _) = _trial_inputs(later, frozen, task)
+    assert (cache.hits, later.hits, later.misses) == (1, 1, 0)
+    assert FrozenProjection.rows_seen == rows_seen  # neither ran the encoder
+    assert torch.equal(again["test"].inputs["x1"]["tokens"], tensors["test"].inputs["x1"]["tokens"])
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+
+
+@pytest.mark.parametrize("change", ["checkpoint", "checkpoint overwritten", "preprocessing", "data"])
+def test_a_changed_key_input_misses(frozen, tiny_task, tmp_path, monkeypatch, change):
+    task = tiny_task(n_samples=120)
+    _trial_inputs(FeatureCache(root=tmp_path / "cache"), frozen, task)
+    if change == "checkpoint":
+        monkeypatch.setenv(CHECKPOINT_VARIABLE, str(write_checkpoint(tmp_path / "checkpoint-b", seed=2)))
+    elif change == "checkpoint overwritten":  # same folder, new weights: the file listing changes
+        weights = tmp_path / "checkpoint-a" / "weights.npy"
+        write_checkpoint(tmp_path / "checkpoint-a", seed=2)
+        os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    elif change == "preprocessing":
+        monkeypatch.setenv(SCALE_VARIABLE, "2")
+    else:
+        task = tiny_task(name="tiny-more", n_samples=124)
+    cache = FeatureCache(root=tmp_path / "cache")
+    _, (_, tensors, _) = _trial_inputs(cache, frozen, task)
+    assert (cache.hits, cache.misses) == (0, 1)
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+
+
+def test_least_recently_used_entries_are_evicted(frozen, tiny_task, tmp_path, monkeypatch):
+    task = tiny_task(n_samples=120)
+    _trial_inputs(FeatureCache(root=tmp_path / "cache"), frozen, task)
+    (first,) = (tmp_path / "cache").glob("*.safetensors")
+    size = first.stat().st_size
+    monkeypatch.setenv(SCALE_VARIABLE, "3")
+    _trial_inputs(FeatureCache(root=tmp_path / "cache", max_bytes=int(size * 1.5)), frozen, task)
+    (kept,) = (tmp_path / "cache").glob("*.safetensors")
+    assert kept != first
+
+
+def test_size_zero_turns_the_cache_off_and_a_negative_size_is_an_error(tmp_path):
+    from mmbench.errors import ConfigError
+
+    assert FeatureCache.from_options(tmp_path, 0) is None
+    assert FeatureCache.from_options(tmp_path, 1.5).max_bytes == 1_500_000_000
+    with pytest.raises(ConfigError, match="--cache-size-gb"):
+        FeatureCache.from_options(tmp_path, -1)
+
+
+def test_cached_and_uncached_searches_give_the_same_metrics(frozen, tiny_task, search_settings, tmp_path, stores):
+    import optuna
+    from safetensors.torch import load_file
+
+    from mmbench.data.load import load_task_data
+    from mmbench.model import build_model, preprocessors_for
+    from mmbench.tasks import resolve_task
+    from mmbench.tracking import Tracker
+    from mmbench.train import evaluate
+
+    task = tiny_task(n_samples=160)
+    common = dict(n_trials=2, sampler="random", pruner="none", fusions=["early"],
+                  encoders={"x1": ["embedding.frozenproj"], "x2": ["embedding.mlp"]}, cache_dir=tmp_path / "cache")
+    cached = run_search(search_settings(task, study="cached", **common), registry=frozen)
+    assert FrozenProjection.rows_seen == 160  # features computed once: the second trial hit the cache
+    uncached = run_search(search_settings(task, study="uncached", cache_size_gb=0, **common), registry=frozen)
+    assert FrozenProjection.rows_seen > 160  # the encoder ran in every batch
+
+    def values(name):
+        study = optuna.load_study(study_name=name, storage=stores["storage"])
+        return [t.values for t in study.trials]
+
+    assert values("cached") == values("uncached")
+    client = Tracker(stores["tracking_uri"]).client
+    metrics = [client.get_run(o.best_run_id).data.metrics for o in (cached, uncached)]
+    for name in ("val_accuracy", "test_accuracy", "test_loss"):
+        assert metrics[0][name] == pytest.approx(metrics[1][name], abs=1e-6)
+    assert metrics[0]["peak_rss_mb"] > 0
+
+    # the cached search's saved model is the full model: it reloads without the cache
+    folder = client.download_artifacts(cached.best_run_id, "", str(tmp_path / "best"))
+    config = TrialConfig.from_dict(cached.best_config)
+    data = load_task_data(resolve_task(str(task), frozen), frozen)
+    infos, tensors = data.tensors(preprocessors_for(config, data.schema, frozen))
+    model = build_model(config, infos, data.schema.n_classes, frozen)
+    model.load_state_dict(load_file(f"{folder}/model/weights.safetensors"))
+    accuracy = evaluate(model, tensors["test"], n_classes=data.schema.n_classes)["accuracy"]
+    assert accuracy == pytest.approx(metrics[0]["test_accuracy"], abs=1e-6)

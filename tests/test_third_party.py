@@ -1,0 +1,79 @@
+"""The example third-party plugin (examples/third_party_plugin), installed as a user would install it.
+
+tox installs it in ``commands_pre``; by hand: ``pip install --no-deps -e examples/third_party_plugin``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "third_party_plugin"
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "mmbench.cli", *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed():
+    try:
+        metadata.distribution("mmbench-example-plugin")
+    except metadata.PackageNotFoundError:
+        pytest.fail(f"the example plugin is not installed: pip install --no-deps -e {EXAMPLE}")
+
+
+def test_it_shows_in_mmbench_plugins():
+    result = run_cli("plugins", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    assert {"name": "example", "distribution": "mmbench-example-plugin", "version": "0.1.0"} in listing["plugins"]
+    mine = {(c["kind"], c["name"]): c for c in listing["components"] if c["plugin"] == "example"}
+    assert set(mine) == {("encoder", "embedding.gated"), ("fusion", "example_sum"), ("dataset", "example_blobs")}
+    assert mine[("encoder", "embedding.gated")]["modality"] == "embedding"
+    assert mine[("encoder", "embedding.gated")]["hyperparameters"] == {"width": "int[8, 64] log", "dropout": "float[0, 0.3]"}
+    assert mine[("dataset", "example_blobs")]["options"]["n_samples"].startswith("rows to generate")
+
+
+def test_disabling_it_removes_it_and_its_task():
+    result = run_cli("plugins", "--format", "json", env_extra={"MMBENCH_DISABLE_PLUGINS": "example"})
+    assert result.returncode == 0, result.stderr
+    assert "example" not in {p["name"] for p in json.loads(result.stdout)["plugins"]}
+    result = run_cli("search", "example-blobs", env_extra={"MMBENCH_DISABLE_PLUGINS": "example"})
+    assert result.returncode == 2 and "unknown task 'example-blobs'" in result.stderr
+
+
+@pytest.mark.slow
+def test_mmbench_search_uses_its_task_fusion_and_encoder(stores):
+    result = run_cli(
+        "search", "example-blobs", "--n-trials", "2", "--max-epochs", "1", "--no-plots", "--quiet",
+        "--fusions", "example_sum", "--encoders", "x1=embedding.gated", "--encoders", "x2=embedding.gated",
+        "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"],
+    )
+    assert result.returncode == 0, result.stderr
+    import optuna
+
+    study = optuna.load_study(study_name="example-blobs", storage=stores["storage"])
+    assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    board = run_cli("leaderboard", "--format", "json", "--tracking-uri", stores["tracking_uri"])
+    (row,) = json.loads(board.stdout)["rows"]
+    assert row["task"] == "example-blobs" and row["fusion"] == "example_sum" and row["n_trials"] == 2
+    assert row["combination"] == "example_sum | x1=embedding.gated, x2=embedding.gated"
+    assert 0.0 <= row["val_score"] <= 1.0
+
+
+@pytest.mark.slow
+def test_its_own_test_suite_passes_with_mmbench_testing():
+    """The plugin author's workflow: their tests call mmbench.testing and pass."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+                            capture_output=True, text=True, timeout=600, cwd=EXAMPLE)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
