@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 
+from mmbench.storage import with_driver
 from tests.servers import MlflowServer, PostgresServer
 
 N_WORKERS = 4
@@ -97,7 +98,7 @@ def test_four_workers_share_one_postgres_study(tmp_path, postgres: PostgresServe
         assert worker.returncode == 0, err[-3000:]
         assert "Traceback" not in err, err[-3000:]
 
-    study = optuna.load_study(study_name="four", storage=storage)
+    study = optuna.load_study(study_name="four", storage=with_driver(storage))
     from mmbench.resume import finished_count
 
     assert finished_count(study) >= N_TRIALS
@@ -112,7 +113,7 @@ def test_four_workers_share_one_postgres_study(tmp_path, postgres: PostgresServe
 
     rows = leaderboard(Tracker(mlflow_server.url), task="dist-four")
     best = max(t.value for t in study.trials if t.state.name == "COMPLETE")
-    assert abs(rows[0]["val_score"] - best) < 1e-9
+    assert abs(rows[0].val_score - best) < 1e-9
 
     # credentials given in the storage and tracking URLs are never recorded
     for run in [*parents, *runs]:

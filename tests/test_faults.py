@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mmbench import Encoded, Encoder, hookimpl
+from mmbench.storage import with_driver
 from tests.servers import MlflowServer, PostgresServer
 from tests.test_distributed import assert_consistent, start_worker, study_runs, worker_env, write_task
 
@@ -37,7 +38,7 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_study_completes(tmp_path,
         _, err = worker.communicate(timeout=400)
         assert worker.returncode == 0, err[-3000:]
 
-    study = optuna.load_study(study_name="kill", storage=storage)
+    study = optuna.load_study(study_name="kill", storage=with_driver(storage))
     killed = study.trials[victim_trial]
     assert killed.state.name == "FAIL"
     assert killed.user_attrs["mmbench.interrupted"] is True
@@ -61,8 +62,6 @@ def _wait_for_running_trial(storage_url: str, study_name: str, workers: dict, ti
     """(worker process, trial number) of the first trial that is RUNNING with its MLflow run started."""
     from optuna.storages import RDBStorage
     from optuna.trial import TrialState
-
-    from mmbench.storage import with_driver
 
     storage = RDBStorage(with_driver(storage_url))
     deadline = time.monotonic() + timeout
