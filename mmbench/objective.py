@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mmbench.cache import FeatureCache
     from mmbench.config import SearchSpace, TrialConfig
     from mmbench.data.prepared import PreparedData, SplitTensors
+    from mmbench.devices import DevicePool
     from mmbench.model import MultimodalModel
     from mmbench.registry import Registry
     from mmbench.tasks import Task
@@ -84,12 +85,12 @@ class Objective:
 
     def __init__(self, task: Task, data: PreparedData, space: SearchSpace, registry: Registry, tracker: Tracker, *,
                  experiment_id: str, parent_run_id: str, study_name: str, reporter: Reporter, seed: int,
-                 device: str, objectives: tuple[str, ...] = ("metric",), n_trials: int = 0,
+                 devices: DevicePool, objectives: tuple[str, ...] = ("metric",), n_trials: int = 0,
                  features: FeatureCache | None = None, compile: bool = False) -> None:
         self.task, self.data, self.space, self.registry, self.tracker = task, data, space, registry, tracker
         self.features, self.compile = features, compile  # frozen-encoder outputs (mmbench.cache); torch.compile
         self.experiment_id, self.parent_run_id, self.study_name = experiment_id, parent_run_id, study_name
-        self.reporter, self.seed, self.device, self.objectives, self.n_trials = reporter, seed, device, objectives, n_trials
+        self.reporter, self.seed, self.devices, self.objectives, self.n_trials = reporter, seed, devices, objectives, n_trials
         self.n_run = 0
         self.best: BestModel | None = None
         self._lock = threading.Lock()
@@ -97,9 +98,11 @@ class Objective:
     # -- the trial ----------------------------------------------------------------------------
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        import optuna
+        with self.devices.slot() as device:  # concurrent trials: each holds a device share (mmbench.devices)
+            return self._run(trial, device)
 
-        from mmbench.train import resolve_device
+    def _run(self, trial: optuna.Trial, device: str) -> float | tuple[float, float]:
+        import optuna
 
         with self._lock:
             self.n_run += 1
@@ -107,10 +110,10 @@ class Objective:
         config = self.space.suggest(trial, self.registry, seed=self.seed + trial.number)
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr(WORKER, worker_id())
-        run_id = self._start_run(trial, config, str(resolve_device(self.device)))
+        run_id = self._start_run(trial, config, device)
         self.reporter.trial_started(trial.number, config.combination, int(config.train["max_epochs"]))
         try:
-            model, result, tensors = self._train(trial, config, run_id)
+            model, result, tensors = self._train(trial, config, run_id, device)
             values = self._objective_values(model, result, tensors["validation"])
         except optuna.TrialPruned as pruned:
             self._finish(trial, run_id, config, "PRUNED", None, {}, str(pruned), started)
@@ -148,7 +151,7 @@ class Objective:
         self.tracker.log_dict(run_id, config.to_dict(), "config.yaml")
         return run_id
 
-    def _train(self, trial: optuna.Trial, config: TrialConfig, run_id: str) -> tuple[MultimodalModel, Any, dict[str, SplitTensors]]:
+    def _train(self, trial: optuna.Trial, config: TrialConfig, run_id: str, device: str) -> tuple[MultimodalModel, Any, dict[str, SplitTensors]]:
         import optuna
 
         from mmbench.memory import PeakMemory
@@ -167,7 +170,7 @@ class Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {report.epoch} with val_{metric}={value:.4f}")
 
-        peaks = PeakMemory.start(resolve_device(self.device))
+        peaks = PeakMemory.start(resolve_device(device))
         preprocessors = preprocessors_for(config, self.data.schema, self.registry)
         if self.features is None:
             (infos, tensors), prebuilt = self.data.tensors(preprocessors), {}
@@ -175,7 +178,7 @@ class Objective:
             infos, tensors, prebuilt = self.features.trial_inputs(config, self.data, preprocessors, self.registry)
         model = build_model(config, infos, self.data.schema.n_classes, self.registry, prebuilt=prebuilt)
         self.tracker.log_metrics(run_id, {"n_parameters": count_parameters(model)})
-        settings = TrainSettings.from_config(config.train, metric=metric, seed=config.seed, device=self.device)
+        settings = TrainSettings.from_config(config.train, metric=metric, seed=config.seed, device=device)
         settings = dataclasses.replace(settings, compile=self.compile)
         try:
             result = fit(model, tensors, settings, n_classes=self.data.schema.n_classes, on_epoch=on_epoch)

@@ -42,19 +42,6 @@ def _registered() -> list[type]:
     )
 
 
-# Built-in providers that read user files and do not yet provide an ``example_task(directory)``
-# hook (which writes a few example files) cannot be loaded by the kit. Reported to their owner;
-# the xfail is strict and only applies while the hook is missing, so adding it re-enables the check.
-_NEEDS_EXAMPLE_TASK = {"files", "folders", "imagefolder", "audiofolder", "paired"}
-_LOADING_CHECKS = {"check_load", "check_prepare", "check_seeded_determinism"}
-
-
-def _known_gap(component, check) -> str | None:
-    if component.name in _NEEDS_EXAMPLE_TASK and check.__name__ in _LOADING_CHECKS and not hasattr(component, "example_task"):
-        return f"dataset provider '{component.name}' needs files and has no example_task hook yet"
-    return None
-
-
 def _tiny_checkpoints(root):
     """Tiny random BERT (+ WordPiece vocabulary), ViT and wav2vec 2.0 directories: env var -> path."""
     from transformers import BertConfig, BertModel, BertTokenizer, ViTConfig, ViTModel, Wav2Vec2Config, Wav2Vec2Model
@@ -85,9 +72,6 @@ def checkpoints(tmp_path_factory):
 
 @parametrize_with_checks(_registered())
 def test_registered_component_conforms(component, check, request, monkeypatch):
-    gap = _known_gap(component, check)
-    if gap:
-        request.applymarker(pytest.mark.xfail(reason=gap, strict=True, raises=ConformanceError))
     env_var = getattr(component, "env_var", "")
     if env_var:  # pretrained encoders: a tiny local checkpoint instead of the real default model
         monkeypatch.setenv(env_var, str(request.getfixturevalue("checkpoints")[component.modality]))

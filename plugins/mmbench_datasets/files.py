@@ -20,6 +20,7 @@ from typing import Any
 
 from mmbench import DatasetProvider, LoadContext, RawData
 from mmbench.errors import ConfigError, DataError
+from mmbench_datasets import examples
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -37,6 +38,11 @@ class FilesProvider(DatasetProvider):
         "format": "csv, tsv, jsonl, json or parquet (default: from the file extension)",
         "base_dir": "folder that relative media paths resolve against (default: each table's folder)",
     }
+
+    @classmethod
+    def example_task(cls, directory: Path) -> dict[str, Any]:
+        """A small csv with text, tabular, image-path and audio-path columns (for the conformance kit)."""
+        return {"options": {"path": str(examples.media_table(directory))}, "label": "label"}
 
     def load(self, context: LoadContext) -> RawData:
         context = context or LoadContext()

@@ -15,10 +15,11 @@ feature decodes through torchcodec (system FFmpeg), which this suite avoids.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mmbench import DatasetProvider, LoadContext, RawData
 from mmbench.errors import ConfigError, DataError
+from mmbench_datasets import examples
 from mmbench_datasets.sources import class_folders
 
 _SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val", "valid"), "test": ("test",)}
@@ -35,6 +36,11 @@ class FoldersProvider(DatasetProvider):
         "column": "name of the media column (default: the kind)",
     }
     default_kind: ClassVar[str | None] = None
+
+    @classmethod
+    def example_task(cls, directory: Path) -> dict[str, Any]:
+        """A small class-per-folder tree of this provider's kind (for the conformance kit)."""
+        return {"options": {"path": str(examples.class_tree(directory / "tree", cls.default_kind or "image"))}, "label": "label"}
 
     def load(self, context: LoadContext) -> RawData:
         context = context or LoadContext()

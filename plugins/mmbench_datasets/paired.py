@@ -17,12 +17,14 @@ Example task (FSDD recordings x MNIST digits)::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmbench import DatasetProvider, LoadContext, RawData
 from mmbench.errors import ConfigError, DataError
+from mmbench_datasets import examples
 from mmbench_datasets.sources import Source, array_column, read_source
 
 
@@ -39,6 +41,12 @@ class PairedProvider(DatasetProvider):
         "seed": "pairing seed (default: the task's split seed)",
         "label_column": "name of the label column (default 'label')",
     }
+
+    @classmethod
+    def example_task(cls, directory: Path) -> dict[str, Any]:
+        """Small image and audio class trees paired on the label (for the conformance kit)."""
+        sources = {kind: {"folders": str(examples.class_tree(directory / kind, kind))} for kind in ("image", "audio")}
+        return {"options": {"modalities": sources, "seed": 0}, "label": "label"}
 
     def load(self, context: LoadContext) -> RawData:
         context = context or LoadContext()
