@@ -52,6 +52,8 @@ def search(
         None, help=f"Task name(s) (see `mmbench tasks`) or task YAML file(s), run one after another [default: {DEFAULT_TASK}]."
     ),
     all_tasks: bool = typer.Option(False, "--all-tasks", help="Run every built-in and plugin task, into one leaderboard."),
+    suite: Optional[str] = typer.Option(
+        None, "--suite", help="Run every task whose `suites:` names SUITE (e.g. core; see `mmbench tasks`), into one leaderboard."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials in the study (resuming counts finished ones)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting new trials after SECONDS (per task)."),
     study: Optional[str] = typer.Option(None, "--study", help="Optuna study name (default: the task name; NAME-<task> for several tasks)."),
@@ -67,6 +69,9 @@ def search(
     pruner: str = typer.Option("hyperband", "--pruner", help="hyperband, median or none."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Epochs per trial (default: the task's)."),
     n_jobs: int = typer.Option(1, "--n-jobs", help="Trials run in parallel in this process."),
+    trials_per_gpu: int = typer.Option(
+        1, "--trials-per-gpu", help="Concurrent trials per GPU (small models leave a GPU idle); --device cuda spreads "
+        "trials over every visible GPU. Ignored on the CPU (use --n-jobs)."),
     objectives: str = typer.Option("metric", "--objectives", help="metric, or metric,latency / metric,params for a Pareto search."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Log Optuna study plots to MLflow at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -97,8 +102,15 @@ def search(
         raise ConfigError("give task names or --all-tasks, not both")
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {n_seeds}")
+    if suite and (tasks or all_tasks):
+        raise ConfigError("give task names, --all-tasks or --suite, not several")
     registry = get_registry()
-    names = all_task_names(registry) if all_tasks else (tasks or [DEFAULT_TASK])
+    if suite:  # every task of the suite, data checked before any work (mmbench.suite)
+        from mmbench.suite import select_suite
+
+        names = select_suite(suite, registry, resolve_root(data_root))
+    else:
+        names = all_task_names(registry) if all_tasks else (tasks or [DEFAULT_TASK])
     settings = SearchSettings(
         task=names[0],
         n_trials=n_trials,
@@ -116,6 +128,7 @@ def search(
         pruner=pruner,
         max_epochs=max_epochs,
         n_jobs=n_jobs,
+        trials_per_gpu=trials_per_gpu,
         objectives=objectives,
         plots=plots,
         heartbeat=heartbeat,
@@ -223,6 +236,7 @@ def plugins(fmt: str = typer.Option("table", "--format", help="table or json."))
 def tasks(fmt: str = typer.Option("table", "--format", help="table or json.")) -> None:
     """List built-in and plugin-provided tasks."""
     from mmbench.registry import get_registry
+    from mmbench.suite import suites_of
     from mmbench.tasks import builtin_tasks
 
     _check_format(fmt, _FORMAT_TABLE_JSON)
@@ -235,6 +249,7 @@ def tasks(fmt: str = typer.Option("table", "--format", help="table or json.")) -
             "label": t.label,
             "modalities": t.raw.get("sizes", {}).get("modalities") or sorted(set(t.modalities.values())),
             "rows": t.raw.get("sizes", {}).get("rows"),
+            "suites": suites_of(t),
             "description": t.description,
             "path": str(t.path),
         }
@@ -247,10 +262,11 @@ def tasks(fmt: str = typer.Option("table", "--format", help="table or json.")) -
     from rich.table import Table
 
     table = Table(title="tasks", title_justify="left")
-    for column in ("name", "provider", "modalities", "rows", "metric", "description"):
+    for column in ("name", "provider", "modalities", "rows", "metric", "suites", "description"):
         table.add_column(column)
     for e in entries:
-        table.add_row(e["name"], e["provider"], ", ".join(e["modalities"]), str(e["rows"] or "-"), e["metric"], e["description"])
+        table.add_row(e["name"], e["provider"], ", ".join(e["modalities"]), str(e["rows"] or "-"), e["metric"],
+                      ", ".join(e["suites"]) or "-", e["description"])
     Console().print(table)
 
 
@@ -276,13 +292,15 @@ def main() -> None:
     except MmbenchError as error:
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
-    except Exception as error:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
+    except Exception as error:  # usage errors arrive here in non-standalone mode (typer >= 0.24 vendors click)
+        if isinstance(error, typer.TyperException):  # typer._click.ClickException and its usage errors
+            show = getattr(error, "show", None)
+            if show is not None:
+                show()
+            else:
+                typer.echo(f"error: {error.format_message()}", err=True)
             raise SystemExit(error.exit_code) from None
-        if isinstance(error, click.exceptions.Abort):
+        if isinstance(error, typer.Abort):
             typer.echo("aborted", err=True)
             raise SystemExit(130) from None
         raise

@@ -42,8 +42,9 @@ class QuietReporter:
 
 
 class PlainReporter(QuietReporter):
-    """One line per trial (``trial n/N``, state, value, best so far, elapsed, combination): for CI
-    logs and pipes, where live bars would be noise."""
+    """Plain lines for CI logs and pipes, where live bars would be noise: a trial's start, each
+    epoch's validation score, and its end (``trial n/N``, state, value, best so far, elapsed,
+    combination)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -51,6 +52,7 @@ class PlainReporter(QuietReporter):
         self.n_finished = 0
         self.started = time.monotonic()
         self.combinations: dict[int, str] = {}
+        self.max_epochs: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def search_started(self, task: str, study: str, n_trials: int, n_done: int) -> None:
@@ -61,9 +63,16 @@ class PlainReporter(QuietReporter):
     def trial_started(self, number: int, combination: str, max_epochs: int) -> None:
         with self._lock:
             self.combinations[number] = combination
+            self.max_epochs[number] = max_epochs
+        self._print(f"trial #{number} started [{combination}]")
+
+    def epoch_finished(self, number: int, epoch: int, value: float) -> None:
+        """A line per epoch: trials on real data take minutes, and a silent log looks hung."""
+        self._print(f"trial #{number} epoch {epoch}/{self.max_epochs.get(number, '?')} val={_fmt(value)}")
 
     def trial_finished(self, number: int, state: str, value: float | None, best: float | None, reason: str | None = None) -> None:
         with self._lock:
+            self.max_epochs.pop(number, None)
             self.n_finished += 1
             combination = self.combinations.pop(number, "")
         elapsed = time.monotonic() - self.started

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmbench.cache import FeatureCache
 from mmbench.config import SearchSpace, build_search_space
+from mmbench.devices import DevicePool
 from mmbench.errors import ConfigError, MmbenchError
 from mmbench.objective import Objective, directions, parse_objectives
 from mmbench.progress import QuietReporter, Reporter
@@ -81,6 +82,8 @@ class SearchSettings:
         cache_size_gb: bound of that folder (least recently used entries evicted); 0 turns
             the feature cache off (frozen encoders then run in every batch).
         compile: train through ``torch.compile``.
+        trials_per_gpu: concurrent trials per GPU (small models leave a GPU idle); on a machine
+            with several GPUs, ``device="cuda"`` spreads trials over all of them (:mod:`mmbench.devices`).
     """
 
     task: str
@@ -106,6 +109,7 @@ class SearchSettings:
     cache_dir: Path | None = None
     cache_size_gb: float | None = None
     compile: bool = False
+    trials_per_gpu: int = 1
 
     def __post_init__(self) -> None:
         from mmbench.errors import unknown_name_message
@@ -122,6 +126,8 @@ class SearchSettings:
             raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
         if self.n_jobs < 1:
             raise ConfigError(f"--n-jobs must be at least 1, got {self.n_jobs}")
+        if self.trials_per_gpu < 1:
+            raise ConfigError(f"--trials-per-gpu must be at least 1, got {self.trials_per_gpu}")
         text = self.objectives if isinstance(self.objectives, str) else ",".join(self.objectives)
         self.objectives = parse_objectives(text)
 
@@ -174,7 +180,8 @@ def run_search(settings: SearchSettings, *, registry: Registry | None = None, re
     recover_interrupted(study, tracker, experiment_id, requeue=settings.sampler != "grid")
     objective = Objective(
         plan.task, plan.data, plan.space, registry, tracker, experiment_id=experiment_id, parent_run_id=parent_run_id,
-        study_name=plan.study_name, reporter=reporter, seed=settings.seed, device=settings.device,
+        study_name=plan.study_name, reporter=reporter, seed=settings.seed,
+        devices=DevicePool.for_search(settings.device, n_jobs=settings.n_jobs, trials_per_gpu=settings.trials_per_gpu),
         objectives=plan.objectives, n_trials=plan.n_trials, compile=settings.compile,
         features=FeatureCache.from_options(settings.cache_dir, settings.cache_size_gb, device=settings.device),
     )
@@ -326,7 +333,7 @@ def optimize(study: optuna.Study, objective: Objective, plan: SearchPlan, settin
         objective,
         n_trials=remaining,
         timeout=plan.timeout,
-        n_jobs=settings.n_jobs,
+        n_jobs=objective.devices.concurrency,
         catch=(Exception,),
         callbacks=[StopAtBudget(plan.n_trials), stop_callback],
         gc_after_trial=False,
@@ -415,6 +422,7 @@ def public_settings(settings: SearchSettings) -> dict[str, Any]:
         "seed": settings.seed,
         "device": settings.device,
         "n_jobs": settings.n_jobs,
+        "trials_per_gpu": settings.trials_per_gpu,
         "objectives": ",".join(settings.objectives),
         "storage": redact_url(settings.storage),
         "tracking_uri": redact_url(settings.tracking_uri),

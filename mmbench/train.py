@@ -117,9 +117,17 @@ def fit(
 ) -> FitResult:
     """Train on ``data["train"]``, select on ``data["validation"]``, score ``data["test"]`` once.
 
-    See :func:`_fit` for the arguments. Running out of memory (CUDA or host) becomes a
-    :class:`TrialError` naming the batch size, so the trial is recorded FAILED with that reason
-    and the search goes on with the next configuration.
+    Args:
+        model: the assembled model.
+        data: split -> tensors.
+        settings: optimisation settings.
+        n_classes: number of classes.
+        on_epoch: called after each epoch (tracking, pruning: it may raise to stop the trial).
+        extra_loss: auxiliary loss from the per-modality encodings, added to the classification loss
+            (on top of the model's own ``auxiliary`` objective, when it has one).
+
+    Running out of memory (CUDA or host) becomes a :class:`TrialError` naming the batch size, so
+    the trial is recorded FAILED with that reason and the search goes on with the next configuration.
 
     Raises:
         TrialError: the loss became NaN or infinite, or memory ran out.
@@ -152,20 +160,7 @@ def _fit(
     on_epoch: Callable[[EpochReport], None] | None = None,
     extra_loss: Callable[[dict[str, Any]], torch.Tensor] | None = None,
 ) -> FitResult:
-    """Train on ``data["train"]``, select on ``data["validation"]``, score ``data["test"]`` once.
-
-    Args:
-        model: the assembled model.
-        data: split -> tensors.
-        settings: optimisation settings.
-        n_classes: number of classes.
-        on_epoch: called after each epoch (tracking, pruning: it may raise to stop the trial).
-        extra_loss: auxiliary loss from the per-modality encodings, added to the classification loss
-            (on top of the model's own ``auxiliary`` objective, when it has one).
-
-    Raises:
-        TrialError: the loss became NaN or infinite.
-    """
+    """:func:`fit` without the out-of-memory translation."""
     started = time.perf_counter()
     device = resolve_device(settings.device)
     if device.type == "cuda":

@@ -64,3 +64,14 @@ def search_settings(stores):
         return SearchSettings(**{"task": str(task), "device": "cpu", "plots": False, **stores, **overrides})
 
     return make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one torch thread is faster than two contended ones."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

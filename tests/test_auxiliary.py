@@ -17,12 +17,7 @@ from mmbench.auxiliary import (
 from mmbench.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _paired_views(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,13 +22,7 @@ FUSIONS = load_registry().list_fusions()
 BUILT_IN = ["early", "late", "hybrid", "gmu", "tfn", "lmf", "cross_attention", "film", "bilinear"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine is shared: one thread is faster than two contended ones for these tiny models."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _inputs(n_modalities: int, batch: int, *, tokens: bool, seed: int = 0) -> dict[str, Encoded]:

@@ -15,12 +15,7 @@ from mmbench.train import EpochReport, TrainSettings, fit, resolve_device
 INFOS = {m: ModalityInfo(name=m, kind="embedding", columns=(m,), dim=6) for m in ("x1", "x2")}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n_classes: int = 2, seed: int = 0) -> dict[str, SplitTensors]:
