@@ -12,7 +12,26 @@ from collections.abc import Iterable
 
 
 class MmbenchError(Exception):
-    """Base class of every error caused by user input rather than by a bug."""
+    """Base class of every error caused by user input rather than by a bug.
+
+    Its message is always one line: user text embedded in it (a YAML key ``"\\n\\n"``, a task
+    name typed with a tab) has its control characters written as escapes (:func:`printable`).
+    """
+
+    def __str__(self) -> str:
+        return printable(super().__str__())
+
+
+def printable(text: str) -> str:
+    """``text`` with newlines, tabs and other non-printable characters written as Python escapes.
+
+    Example:
+        >>> printable("unknown key '\\n\\n'")
+        "unknown key '\\\\n\\\\n'"
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 class PluginError(MmbenchError):

@@ -76,7 +76,8 @@ def load_backbone(encoder: str, directory: Path) -> nn.Module:
     from transformers import AutoModel
 
     try:
-        return AutoModel.from_pretrained(str(directory), local_files_only=True)
+        # explicit, not left to library defaults: no pickle code runs from .bin weights, no code from the folder
+        return AutoModel.from_pretrained(str(directory), local_files_only=True, weights_only=True, trust_remote_code=False)
     except (OSError, ValueError, KeyError, ImportError) as error:
         reason = " ".join(str(error).split())[:300]
         raise ConfigError(f"encoder '{encoder}': cannot load a Hugging Face model from {directory}: {reason}") from None

@@ -24,11 +24,12 @@ for it (:func:`shared_parent_run`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,14 +237,16 @@ def _run_exists(tracker: Tracker, run_id: str) -> bool:
 class StaleTrialHandler:
     """Optuna's heartbeat callback: close a dead worker's trial in MLflow and queue it again.
 
-    Optuna has already marked the trial FAIL when this runs (in whichever worker noticed). The
-    trial is flagged ``mmbench.interrupted`` (so it does not count against ``--n-trials``), its
-    MLflow run becomes KILLED with the reason, and - like Optuna's
-    :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`, whose retry history it keeps - its
-    parameters are queued as a new trial, at most :data:`MAX_RETRY` times.
+    Optuna has already marked the trial FAIL when this runs (in the one worker whose state change
+    won). Like Optuna's :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`, whose retry
+    history it keeps, it queues the parameters as a new trial (user attribute :data:`RETRY_OF`);
+    then the trial gets its reason, is flagged ``mmbench.interrupted`` (so it does not count
+    against ``--n-trials``) and its MLflow run becomes KILLED with the reason. A configuration
+    whose workers died :data:`MAX_RETRY` times is not queued again: it stays a counted failure
+    and its run FAILED, since it probably kills its workers (e.g. the kernel's OOM killer).
 
-    The tracker is bound once the search knows it (:meth:`bind`); until then runs stay open and
-    are closed by :func:`mmbench.resume.recover_interrupted` on a later start.
+    The tracker is bound before the first trial (:meth:`bind`): Optuna looks for stale trials
+    only when a trial starts.
     """
 
     def __init__(self) -> None:
@@ -254,31 +257,56 @@ class StaleTrialHandler:
         """Close MLflow runs with ``tracker``; ``requeue=False`` for samplers that re-propose by themselves (grid)."""
         self.tracker, self.requeue = tracker, requeue
 
+    def outcome(self, trial: FrozenTrial) -> tuple[bool, bool, str]:
+        """``(requeue, exhausted, reason)`` for a stale trial (the same answer in every worker)."""
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        from mmbench.objective import WORKER
+
+        with _experimental_ok():
+            history = RetryHeartbeatStaleTrialCallback.retry_history(trial)
+        exhausted = self.requeue and len(history) >= MAX_RETRY  # the configuration itself keeps killing workers
+        requeue = self.requeue and not exhausted
+        reason = f"interrupted: worker {trial.user_attrs.get(WORKER, 'unknown')} sent no heartbeat (killed or unreachable); " + (
+            "its configuration is queued again" if requeue
+            else f"not queued again after {len(history)} retries" if exhausted
+            else "the sampler proposes it again")
+        return requeue, exhausted, reason
+
+    def label(self, storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+        """Write the reason (and the interrupted flag) on a stale trial while it is still RUNNING.
+
+        Optuna refuses attributes on a finished trial, and marks the trial FAIL before it calls
+        this handler; so the storage calls this first (:func:`_retrying_rdb_class`). Several
+        workers may label one trial at once: they write the same values.
+        """
+        import optuna
+
+        from mmbench.objective import INTERRUPTED
+
+        try:
+            trial = storage.get_trial(trial_id)
+            _, exhausted, reason = self.outcome(trial)
+            storage.set_trial_user_attr(trial_id, "reason", reason)
+            if not exhausted:  # interrupted trials do not count against --n-trials; an exhausted one is a real failure
+                storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker failed it first, after labelling it
+
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-        from mmbench.objective import INTERRUPTED, WORKER
-        from mmbench.resume import _RETRIED
-
-        storage = study._storage
-        worker = trial.user_attrs.get(WORKER, "unknown")
-        history = RetryHeartbeatStaleTrialCallback.retry_history(trial)
-        requeue = self.requeue and len(history) < MAX_RETRY
-        reason = (f"interrupted: worker {worker} sent no heartbeat (killed or unreachable); "
-                  + ("its configuration is queued again" if requeue else "not queued again"))
-        # _RETRIED first: resume.recover_interrupted must never queue this trial a second time
-        storage.set_trial_user_attr(trial._trial_id, _RETRIED, True)
-        storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-        storage.set_trial_user_attr(trial._trial_id, "reason", reason)
+        requeue, exhausted, reason = self.outcome(trial)
+        if requeue:
+            fresh = _copy_with_user_attrs(trial, {RETRY_OF: trial.number})
+            with _experimental_ok():
+                RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, fresh)
         run_id = trial.user_attrs.get("mlflow_run_id")
         if self.tracker is not None and run_id:
             try:
-                self.tracker.finish(run_id, "KILLED", reason=reason)
-            except Exception as error:  # the next search start closes it instead
+                self.tracker.finish(run_id, "FAIL" if exhausted else "KILLED", reason=reason)
+            except Exception as error:  # the run stays RUNNING in MLflow; the trial itself is settled
                 logger.warning("could not close the MLflow run of stale trial %d: %s", trial.number, error)
-        if requeue:
-            fresh = _copy_with_user_attrs(trial, {RETRY_OF: trial.number})
-            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, fresh)
 
 
 def bind_stale_handler(study: optuna.Study, tracker: Tracker, *, requeue: bool = True) -> None:
@@ -288,6 +316,18 @@ def bind_stale_handler(study: optuna.Study, tracker: Tracker, *, requeue: bool =
     handler = getter() if getter is not None else None
     if isinstance(handler, StaleTrialHandler):
         handler.bind(tracker, requeue=requeue)
+
+
+@contextlib.contextmanager
+def _experimental_ok() -> Iterator[None]:
+    """Silence Optuna's "experimental" warning around the heartbeat retry API we rely on deliberately."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def _copy_with_user_attrs(trial: FrozenTrial, user_attrs: dict[str, Any]) -> FrozenTrial:
@@ -311,6 +351,18 @@ def _retrying_rdb_class() -> type:
         return call
 
     namespace = {name: retried(getattr(RDBStorage, name)) for name in _DATABASE_METHODS if hasattr(RDBStorage, name)}
+    find_stale = namespace["_get_stale_trial_ids"]
+
+    def _get_stale_trial_ids(self: Any, study_id: int) -> list[int]:
+        # optuna.storages.fail_stale_trials calls this, then marks the trials FAIL: label them first
+        stale = find_stale(self, study_id)
+        handler = self.get_heartbeat_stale_trial_callback()
+        if isinstance(handler, StaleTrialHandler):
+            for trial_id in stale:
+                handler.label(self, trial_id)
+        return stale
+
+    namespace["_get_stale_trial_ids"] = _get_stale_trial_ids
     namespace["__doc__"] = _retrying_rdb_class.__doc__
     return type("RetryingRDBStorage", (RDBStorage,), namespace)
 

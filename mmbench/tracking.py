@@ -42,7 +42,7 @@ def redact_url(url: str) -> str:
         >>> redact_url("postgresql://bob:s3cret@db:5432/optuna")
         'postgresql://bob:***@db:5432/optuna'
     """
-    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+    return re.sub(r"(://[^/:@\s]*):[^/\s]*@", r"\1:***@", url)  # to the last '@': a password may hold a raw '@'
 
 
 class Tracker:

@@ -1,19 +1,20 @@
-"""Many `mmbench search` workers on one PostgreSQL study and one real `mlflow server`."""
+"""Many `mmbench search` workers on one study: PostgreSQL or a journal file, and a real `mlflow server`.
+
+Workers are separate processes running ``mmbench search`` (:class:`tests.servers.Worker`: forked
+from a server that has imported mmbench once, so that 4 workers do not cost 40 s of imports).
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 
 from mmbench.storage import with_driver
-from tests.servers import MlflowServer, PostgresServer
+from tests.servers import MlflowServer, PostgresServer, Worker, start_cli
 
 N_WORKERS = 4
-N_TRIALS = 12
+N_TRIALS = 40  # 4 workers x 10 trials each on average
 ML_PASSWORD = "ml-s3cret-K4q"
 
 TASK = """\
@@ -41,18 +42,12 @@ def with_credentials(url: str, user: str = "alice", password: str = ML_PASSWORD)
     return f"{scheme}://{user}:{password}@{rest}"
 
 
-def worker_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
-    return env
-
-
 def start_worker(task: Path, study: str, storage: str, tracking: str, *, seed: int, n_trials: int,
-                 extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mmbench.cli", "search", str(task), "--study", study, "--storage", storage,
-               "--tracking-uri", tracking, "--n-trials", str(n_trials), "--seed", str(seed), "--device", "cpu",
-               "--quiet", "--no-plots", *extra]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
+                 extra: tuple[str, ...] = ()) -> Worker:
+    """``mmbench search`` in a worker process of its own, as a user starts one per machine or GPU."""
+    return start_cli(["search", str(task), "--study", study, "--storage", storage, "--tracking-uri", tracking,
+                      "--n-trials", str(n_trials), "--seed", str(seed), "--device", "cpu", "--quiet", "--no-plots",
+                      *extra])
 
 
 def study_runs(tracking: str, task: str, study: str) -> tuple[list, list]:
@@ -128,3 +123,28 @@ def postgres_password(url: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(url).password or "<none>"
+
+
+def test_two_workers_share_one_journal_file_study(tmp_path, mlflow_server: MlflowServer):
+    """The light alternative: Optuna's JournalStorage on a (shared) file system, no database server."""
+    task = write_task(tmp_path, "dist-journal")
+    log = tmp_path / "shared" / "study.log"
+    log.parent.mkdir()
+    workers = [start_worker(task, "journal", f"journal://{log}", mlflow_server.url, seed=i, n_trials=8)
+               for i in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=400)
+        assert worker.returncode == 0, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from mmbench.resume import finished_count
+
+    study = optuna.load_study(study_name="journal", storage=JournalStorage(JournalFileBackend(str(log))))
+    assert finished_count(study) >= 8
+    parents, runs = study_runs(mlflow_server.url, "dist-journal", "journal")
+    assert_consistent(study, parents, runs)
+    assert len(runs) == len(study.trials)
+    assert len({r.data.tags["mmbench.worker"] for r in runs}) == 2  # both processes ran trials of the one study
+    assert parents[0].data.params["search.storage"] == f"journal://{log}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import optuna
@@ -16,8 +14,8 @@ from torch import nn
 
 from mmbench import Encoded, Encoder, hookimpl
 from mmbench.storage import with_driver
-from tests.servers import MlflowServer, PostgresServer
-from tests.test_distributed import assert_consistent, start_worker, study_runs, worker_env, write_task
+from tests.servers import MlflowServer, PostgresServer, start_cli
+from tests.test_distributed import assert_consistent, start_worker, study_runs, write_task
 
 # -- a worker killed with SIGKILL mid-trial -------------------------------------------------------
 
@@ -26,7 +24,7 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_study_completes(tmp_path,
                                                                        mlflow_server: MlflowServer):
     task = write_task(tmp_path, "fault-kill", n_samples=160, epochs=3, patience=3)
     storage = postgres.database("sigkill")
-    n_trials = 12
+    n_trials = 16  # enough work left after the kill for the survivors to outlive the 2 s grace period
     workers = [start_worker(task, "kill", storage, mlflow_server.url, seed=i, n_trials=n_trials,
                             extra=("--heartbeat", "1", "--pruner", "none")) for i in range(3)]
     pids = {w.pid: w for w in workers}
@@ -59,37 +57,65 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_study_completes(tmp_path,
 
 
 def _wait_for_running_trial(storage_url: str, study_name: str, workers: dict, timeout: float = 300):
-    """(worker process, trial number) of the first trial that is RUNNING with its MLflow run started."""
+    """(worker process, trial number) of a trial RUNNING with its MLflow run started, once every worker ran one.
+
+    Waiting until each worker has started a trial means each is past its start-up, where a search
+    closes the trials of dead workers of its own machine at once (:mod:`mmbench.resume`, reason
+    "stopped during the trial"); after that only the survivors' heartbeat check can find the
+    killed worker's trial - the mechanism that also works across machines, which this test is about.
+    """
     from optuna.storages import RDBStorage
     from optuna.trial import TrialState
 
     storage = RDBStorage(with_driver(storage_url))
     deadline = time.monotonic() + timeout
+    started: set[int] = set()
     while time.monotonic() < deadline:
         try:
             study_id = storage.get_study_id_from_name(study_name)
         except KeyError:
             time.sleep(0.2)
             continue
-        for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        running = []
+        for trial in storage.get_all_trials(study_id, deepcopy=False):
             pid = int(str(trial.user_attrs.get("mmbench.worker", ":0")).rpartition(":")[2] or 0)
-            if pid in workers and trial.user_attrs.get("mlflow_run_id"):
-                return workers[pid], trial.number
+            started.add(pid)
+            if pid in workers and trial.state == TrialState.RUNNING and trial.user_attrs.get("mlflow_run_id"):
+                running.append((workers[pid], trial.number))
+        if running and started >= set(workers):
+            return running[0]
         for worker in workers.values():
             assert worker.poll() is None, worker.communicate()[1][-3000:]
         time.sleep(0.05)
-    raise AssertionError("no worker started a trial in time")
+    raise AssertionError("the workers did not all start a trial in time")
+
+
+def test_a_configuration_whose_workers_keep_dying_is_retried_at_most_max_retry_times():
+    from optuna.trial import create_trial
+
+    from mmbench.storage import MAX_RETRY, StaleTrialHandler
+
+    handler = StaleTrialHandler()
+    for history, (requeue, exhausted) in (([], (True, False)), (list(range(MAX_RETRY - 1)), (True, False)),
+                                          (list(range(MAX_RETRY)), (False, True))):
+        trial = create_trial(state=optuna.trial.TrialState.FAIL, system_attrs={"retry_history": history},
+                             user_attrs={"mmbench.worker": "gpu7:123"})
+        got_requeue, got_exhausted, reason = handler.outcome(trial)
+        assert (got_requeue, got_exhausted) == (requeue, exhausted), history
+        assert reason.startswith("interrupted: worker gpu7:123 sent no heartbeat")
+    assert reason.endswith(f"not queued again after {MAX_RETRY} retries")
+    handler.bind(tracker=None, requeue=False)  # grid search: its sampler proposes the point again
+    assert handler.outcome(create_trial(state=optuna.trial.TrialState.FAIL))[:2] == (False, False)
 
 
 # -- SIGINT / SIGTERM -----------------------------------------------------------------------------
 
 
-def test_sigint_leaves_a_killed_run_and_resume_continues(tmp_path, stores):
+def test_sigint_leaves_a_killed_run_and_resume_continues(tmp_path, stores, mlflow_server: MlflowServer):
     task = write_task(tmp_path, "fault-sigint", n_samples=240, epochs=60, patience=60)
-    command = [sys.executable, "-m", "mmbench.cli", "search", str(task), "--n-trials", "2", "--pruner", "none",
-               "--sampler", "random", "--device", "cpu", "--quiet", "--no-plots",
-               "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"]]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
+    command = ["search", str(task), "--n-trials", "2", "--pruner", "none", "--sampler", "random", "--device", "cpu",
+               "--quiet", "--no-plots", "--storage", stores["storage"], "--tracking-uri", mlflow_server.url]
+    first = start_cli(command)
     database = stores["storage"].removeprefix("sqlite:///")
     deadline = time.monotonic() + 300
     while not _has_reported_epoch(database):
@@ -107,25 +133,26 @@ def test_sigint_leaves_a_killed_run_and_resume_continues(tmp_path, stores):
     assert interrupted.state.name == "FAIL" and interrupted.user_attrs["mmbench.interrupted"] is True
     epochs_done = len(interrupted.intermediate_values)
     assert 1 <= epochs_done < 60
-    parents, runs = study_runs(stores["tracking_uri"], "fault-sigint", "fault-sigint")
+    parents, runs = study_runs(mlflow_server.url, "fault-sigint", "fault-sigint")
     assert parents[0].info.status == "KILLED"
     (run,) = runs
     assert run.info.status == "KILLED" and run.data.tags["mmbench.state"] == "KILLED"
     assert "stopped by SIGINT" in run.data.tags["mmbench.reason"]
     from mmbench.tracking import Tracker
 
-    history = Tracker(stores["tracking_uri"]).client.get_metric_history(run.info.run_id, "train_loss")
+    history = Tracker(mlflow_server.url).client.get_metric_history(run.info.run_id, "train_loss")
     assert len(history) == epochs_done  # the interrupted epoch's report reached MLflow
 
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=400, env=worker_env())
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = start_cli(command)
+    _, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-3000:]
     study = optuna.load_study(study_name="fault-sigint", storage=stores["storage"])
     from mmbench.resume import finished_count
 
     assert finished_count(study) == 2
     retry = next(t for t in study.trials if t.user_attrs.get("mmbench.retry_of") == 0)
     assert retry.state.name == "COMPLETE" and retry.params == interrupted.params
-    parents, runs = study_runs(stores["tracking_uri"], "fault-sigint", "fault-sigint")
+    parents, runs = study_runs(mlflow_server.url, "fault-sigint", "fault-sigint")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert_consistent(study, parents, runs)
 
@@ -218,7 +245,8 @@ EXPECTED_REASONS = {
 }
 
 
-def test_broken_plugins_fail_their_trials_with_the_reason_and_the_search_goes_on(tmp_path, stores):
+def test_broken_plugins_fail_their_trials_with_the_reason_and_the_search_goes_on(tmp_path, stores,
+                                                                                 mlflow_server: MlflowServer):
     from mmbench.registry import load_registry
     from mmbench.search import SearchSettings, run_search
     from mmbench.tracking import Tracker
@@ -231,14 +259,14 @@ def test_broken_plugins_fail_their_trials_with_the_reason_and_the_search_goes_on
     for name in names:
         study.enqueue_trial({"encoder.x1": name})
     settings = SearchSettings(task=str(task), n_trials=len(names), pruner="none", device="cpu", plots=False, log_model=False,
-                              **stores)
+                              storage=stores["storage"], tracking_uri=mlflow_server.url)
     outcome = run_search(settings, registry=registry)
 
     study = optuna.load_study(study_name="fault-plugins", storage=stores["storage"])
     by_encoder = {t.params["encoder.x1"]: t for t in study.trials}
     assert by_encoder["embedding.mlp"].state.name == "COMPLETE"  # the search went on
     assert outcome.n_complete == 1
-    runs = {r.data.tags["mmbench.encoder.x1"]: r for r in Tracker(stores["tracking_uri"]).trial_runs([outcome.experiment_id])}
+    runs = {r.data.tags["mmbench.encoder.x1"]: r for r in Tracker(mlflow_server.url).trial_runs([outcome.experiment_id])}
     for name, reason in EXPECTED_REASONS.items():
         trial = by_encoder[name]
         assert trial.state.name == "FAIL", name
@@ -328,3 +356,36 @@ def test_storage_survives_a_dropped_connection(postgres: PostgresServer):
                     "WHERE datname = 'dropped' AND pid <> pg_backend_pid()")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert len(study.trials) == 4
+
+
+def test_credentials_never_reach_error_messages_or_logs(postgres: PostgresServer, monkeypatch, caplog):
+    """A wrong password, an unreachable database, an unreachable tracking server: no password shown."""
+    from urllib.parse import quote
+
+    from mmbench import retry
+    from mmbench.errors import ConfigError, TrackingError
+    from mmbench.storage import open_storage
+    from mmbench.tracking import Tracker
+
+    monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    secret = "wr0ng-P@ss:word"
+    messages = []
+    for url in (f"postgresql://mmbench:{quote(secret, safe='')}@127.0.0.1:{postgres.port}/postgres",  # refused login
+                f"postgresql://mmbench:{quote(secret, safe='')}@127.0.0.1:1/nothing"):  # no server: retried, then refused
+        with pytest.raises(ConfigError) as error:
+            open_storage(url, heartbeat=0)
+        messages.append(str(error.value))
+    assert "authentication failed" in messages[0] and "Connection refused" in messages[1]
+    with pytest.raises(TrackingError) as error:
+        Tracker(f"http://alice:{quote(secret, safe='')}@127.0.0.1:1").experiment_id("x")
+    messages.append(str(error.value))
+    assert any("retry 1 of" in record.getMessage() for record in caplog.records)  # transient errors were retried
+    for text in [*messages, *(record.getMessage() for record in caplog.records)]:
+        assert secret not in text and quote(secret, safe="") not in text and "wr0ng" not in text, text
+    assert all(":***@" in message for message in messages), messages
+    from mmbench.tracking import redact_url
+
+    # a password written with a raw '@' is hidden whole, not up to its first '@'
+    assert redact_url("http://alice:p@ss@host:5000 and postgresql://u:pw@db/x") == \
+        "http://alice:***@host:5000 and postgresql://u:***@db/x"

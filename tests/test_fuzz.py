@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmbench.errors import MmbenchError
-
 
 
 def fuzz(n: int) -> settings:
@@ -92,6 +91,8 @@ yaml_text = st.one_of(
 
 @fuzz(300)
 @given(st.one_of(yaml_text.map(str.encode), st.binary(max_size=200)))
+@example(b"? '\n\n'")  # a key that is only newlines: the message must still be one line
+@example(b"name: t\nlabel: l\ndata: {provider: p}\nmetric: \"acc\\tx\\ny\"")
 def test_load_task_file_accepts_or_names_the_file(data):
     from mmbench.tasks import load_task_file
 
@@ -118,7 +119,7 @@ OPTION_VALUES = {
     "--storage": ["sqlite:///x.db", "journal:///nonexistent/dir/s.log", "s.log", "notaurl"],
     "--tracking-uri": ["sqlite:///missing.db"], "--data-root": ["/nonexistent", "."], "--study": ["s", ""],
     "--format": ["table", "json", "csv", "markdown", "xml", ""], "--top": ["0", "3", "-2", "x"], "--task": ["synth-mixed", ""],
-    "--fusion": ["early"],
+    "--fusion": ["early"], "--suite": ["core", "nope", ""], "--trials-per-gpu": ["0", "2", "x"],
 }
 words = st.one_of(
     st.sampled_from(["search", "leaderboard", "plugins", "tasks", "bogus", "--help", "--all-tasks", "--quiet", "--plots",
@@ -172,9 +173,61 @@ def run_main(main, argv: list[str]) -> tuple[int, str]:
 
 @fuzz(320)
 @given(st.lists(words, max_size=7).map(flatten))
+@example([])  # no arguments: the help, exit 2 (typer's own usage error, not click's)
+@example(["search", "\n"])  # a task name with a newline
+@example(["leaderboard", "--format", "x\ny"])
 def test_cli_arguments_never_escape_as_a_traceback(cli_main, argv):
     code, err = run_main(cli_main, argv)
     assert code in (0, 2), (argv, code, err[-2000:])
     assert "Traceback" not in err, (argv, err[-2000:])
     if code == 2 and err.startswith("error: "):
         assert len(err.strip().splitlines()) == 1, (argv, err)
+
+
+# -- untrusted input is parsed, never executed --------------------------------------------------------
+
+
+def test_a_task_file_cannot_run_code(tmp_path):
+    from mmbench.errors import ConfigError
+    from mmbench.tasks import load_task_file
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\nlabel: l\ndata: {{provider: p}}\n")
+    with pytest.raises(ConfigError, match="evil.yaml: not valid YAML"):
+        load_task_file(path)
+    assert not marker.exists()
+
+
+UNSAFE_CALLS = {  # call -> keyword that makes it safe (None: never safe on untrusted data)
+    "yaml.load": None, "yaml.unsafe_load": None, "yaml.full_load": None, "pickle.load": None, "pickle.loads": None,
+    "dill.load": None, "cloudpickle.load": None, "joblib.load": None, "torch.load": ("weights_only", True),
+    "np.load": ("allow_pickle", False), "numpy.load": ("allow_pickle", False),
+}
+
+
+def test_the_code_base_deserialises_nothing_unsafely():
+    """``yaml.safe_load`` only, ``torch.load(weights_only=True)``, no pickle; no remote code for HF models."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    files = [p for folder in ("mmbench", "plugins", "examples", "benchmarks") for p in (root / folder).rglob("*.py")]
+    assert len(files) > 30
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            keywords = {k.arg: k.value for k in node.keywords}
+            remote = keywords.get("trust_remote_code")
+            if remote is not None and not (isinstance(remote, ast.Constant) and remote.value is False):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {name}(trust_remote_code=...)")
+            if name not in UNSAFE_CALLS:
+                continue
+            safe = UNSAFE_CALLS[name]
+            value = keywords.get(safe[0]) if safe else None
+            if not (isinstance(value, ast.Constant) and value.value is safe[1]) and not (
+                    name.endswith("np.load") and value is None):  # numpy refuses pickles unless allowed
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, found
