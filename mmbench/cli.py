@@ -213,10 +213,11 @@ def plugins(fmt: str = typer.Option("table", "--format", help="table or json."))
     if fmt == "json":
         print(json.dumps({"plugins": plugin_list, "components": entries}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from mmbench.console import table_console
+
+    console = table_console()
     table = Table(title="plugins", title_justify="left")
     for column in ("plugin", "distribution", "version"):
         table.add_column(column)
@@ -258,8 +259,9 @@ def tasks(fmt: str = typer.Option("table", "--format", help="table or json.")) -
     if fmt == "json":
         print(json.dumps(entries, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from mmbench.console import table_console
 
     table = Table(title="tasks", title_justify="left")
     for column in ("name", "provider", "modalities", "rows", "metric", "suites", "description"):
@@ -267,7 +269,7 @@ def tasks(fmt: str = typer.Option("table", "--format", help="table or json.")) -
     for e in entries:
         table.add_row(e["name"], e["provider"], ", ".join(e["modalities"]), str(e["rows"] or "-"), e["metric"],
                       ", ".join(e["suites"]) or "-", e["description"])
-    Console().print(table)
+    table_console().print(table)
 
 
 def _require_store(tracking_uri: str) -> None:

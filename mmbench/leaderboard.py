@@ -189,10 +189,11 @@ _HEADER = ["rank", "combination", "metric", "val", "test", "gain", "seeds", "tri
 
 def print_table(rows: Sequence[Row]) -> None:
     """A rich table per task plus the average-rank table when several tasks are shown."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from mmbench.console import table_console
+
+    console = table_console()
     if not rows:
         console.print("no completed trials yet: run [bold]mmbench search[/] first")
         return
