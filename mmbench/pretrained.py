@@ -74,7 +74,9 @@ def load_backbone(encoder: str, directory: Path) -> nn.Module:
         ConfigError: the directory holds no model ``AutoModel`` can build.
     """
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a weight-loading bar per trial would drown mmbench's own progress
     try:
         # explicit, not left to library defaults: no pickle code runs from .bin weights, no code from the folder
         return AutoModel.from_pretrained(str(directory), local_files_only=True, weights_only=True, trust_remote_code=False)
