@@ -8,6 +8,7 @@ with the best validation weights, and never drives a decision.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -177,6 +178,8 @@ def _fit(
     torch.manual_seed(settings.seed)  # dropout draws too: one seed, one result (on CPU)
     extra_losses = [f for f in (getattr(model, "auxiliary", None), extra_loss) if f is not None]
     use_amp = settings.amp and device.type == "cuda"
+    # no autocast context at all without AMP: entering a disabled one costs microseconds every step
+    autocast = (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
     best_score, best_epoch, best_state, stale = -math.inf, 0, None, 0
     history: list[EpochReport] = []
     for epoch in range(1, settings.max_epochs + 1):
@@ -187,7 +190,7 @@ def _fit(
         total = torch.zeros((), device=device)
         for start in range(0, len(train), settings.batch_size):
             inputs, target = _batch_to(*train.select(order[start : start + settings.batch_size]), device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with autocast():
                 logits, encoded = forward(inputs)
                 loss = loss_fn(logits.float(), target)
                 for extra in extra_losses:
@@ -197,7 +200,7 @@ def _fit(
             if settings.grad_clip > 0:
                 nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
             optimizer.step()
-            total += loss.detach() * target.shape[0]
+            total.add_(loss.detach(), alpha=target.shape[0])  # one op, no host sync per step
         train_loss = (total / len(train)).item()
         if not math.isfinite(train_loss):
             raise TrialError(f"training loss became {train_loss} at epoch {epoch}; lower train.lr or check the data")
