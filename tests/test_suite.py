@@ -100,7 +100,7 @@ def test_missing_data_is_refused_before_any_work_naming_task_and_path(registry, 
     assert select_suite("core", registry, root)[0] == "av-digits-hard"
 
 
-def test_cli_suite_runs_each_task_with_its_budget_resumes_and_ranks_across_tasks(suite_registry, stores, one_thread):
+def test_cli_suite_runs_each_task_with_its_budget_resumes_and_ranks_across_tasks(suite_registry, stores, one_torch_thread):
     import optuna
 
     from mmbench.cli import app
@@ -184,17 +184,6 @@ def _schema(kinds: dict[str, str]):
 TRAIN = {"lr": 0.01, "batch_size": 64, "weight_decay": 0.0, "max_epochs": 10, "patience": 10}
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny MLPs on a shared, loaded CPU: intra-op threads only add contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _test_accuracy(task, registry, data=None) -> float:
     """Test accuracy of one fixed configuration (early fusion of small MLPs) trained as a trial is."""
     from mmbench.config import TrialConfig
@@ -222,14 +211,14 @@ def _scores(name: str, registry) -> dict[str, float]:
     return scores
 
 
-def test_synth_unique_informative_modality_alone_matches_fusion(registry, one_thread):
+def test_synth_unique_informative_modality_alone_matches_fusion(registry, one_torch_thread):
     score = _scores("synth-unique", registry)
     assert score["fusion"] > 0.8, score
     assert abs(score["x1"] - score["fusion"]) < 0.04, score  # x1 (informative: 0) carries all the signal
     assert score["x2"] < 0.6, score  # two balanced classes: chance is 0.5
 
 
-def test_synth_synergy_no_modality_alone_beats_chance(registry, one_thread):
+def test_synth_synergy_no_modality_alone_beats_chance(registry, one_torch_thread):
     score = _scores("synth-synergy", registry)
     assert score["fusion"] > 0.8, score
     assert score["x1"] < 0.6 and score["x2"] < 0.6, score  # XOR: each bit alone says nothing
