@@ -15,6 +15,14 @@ from contextlib import contextmanager
 from mmbench.errors import ConfigError
 
 
+def check_concurrency(*, n_jobs: int, trials_per_gpu: int) -> None:
+    """``--n-jobs`` and ``--trials-per-gpu`` must be positive (checked before any data is loaded)."""
+    if n_jobs < 1:
+        raise ConfigError(f"--n-jobs must be at least 1, got {n_jobs}")
+    if trials_per_gpu < 1:
+        raise ConfigError(f"--trials-per-gpu must be at least 1, got {trials_per_gpu}")
+
+
 def plan_slots(requested: str, *, n_jobs: int, trials_per_gpu: int, cuda_count: int) -> list[str]:
     """One device name per concurrent trial.
 
@@ -29,10 +37,7 @@ def plan_slots(requested: str, *, n_jobs: int, trials_per_gpu: int, cuda_count: 
         ``max(n_jobs, GPUs x trials_per_gpu)`` device names, GPUs taken round-robin; ``n_jobs``
         times ``"cpu"`` on the CPU.
     """
-    if trials_per_gpu < 1:
-        raise ConfigError(f"--trials-per-gpu must be at least 1, got {trials_per_gpu}")
-    if n_jobs < 1:
-        raise ConfigError(f"--n-jobs must be at least 1, got {n_jobs}")
+    check_concurrency(n_jobs=n_jobs, trials_per_gpu=trials_per_gpu)
     kind = "cuda" if requested == "auto" and cuda_count else "cpu" if requested == "auto" else requested
     if kind == "cpu":
         return ["cpu"] * n_jobs

@@ -51,8 +51,7 @@ class PlainReporter(QuietReporter):
         self.n_trials = 0
         self.n_finished = 0
         self.started = time.monotonic()
-        self.combinations: dict[int, str] = {}
-        self.max_epochs: dict[int, int] = {}
+        self.running: dict[int, tuple[str, int]] = {}  # trial number -> (combination, max epochs)
         self._lock = threading.Lock()
 
     def search_started(self, task: str, study: str, n_trials: int, n_done: int) -> None:
@@ -62,19 +61,18 @@ class PlainReporter(QuietReporter):
 
     def trial_started(self, number: int, combination: str, max_epochs: int) -> None:
         with self._lock:
-            self.combinations[number] = combination
-            self.max_epochs[number] = max_epochs
+            self.running[number] = (combination, max_epochs)
         self._print(f"trial #{number} started [{combination}]")
 
     def epoch_finished(self, number: int, epoch: int, value: float) -> None:
         """A line per epoch: trials on real data take minutes, and a silent log looks hung."""
-        self._print(f"trial #{number} epoch {epoch}/{self.max_epochs.get(number, '?')} val={_fmt(value)}")
+        _, max_epochs = self.running.get(number, ("", "?"))
+        self._print(f"trial #{number} epoch {epoch}/{max_epochs} val={_fmt(value)}")
 
     def trial_finished(self, number: int, state: str, value: float | None, best: float | None, reason: str | None = None) -> None:
         with self._lock:
-            self.max_epochs.pop(number, None)
             self.n_finished += 1
-            combination = self.combinations.pop(number, "")
+            combination, _ = self.running.pop(number, ("", 0))
         elapsed = time.monotonic() - self.started
         line = (f"trial {self.n_finished}/{self.n_trials} (#{number}) {state} value={_fmt(value)} best={_fmt(best)} "
                 f"elapsed={elapsed:.0f}s remaining~{_remaining(elapsed, self.n_finished, self.n_trials)} [{combination}]")

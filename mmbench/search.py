@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmbench.cache import FeatureCache
 from mmbench.config import SearchSpace, build_search_space
-from mmbench.devices import DevicePool
+from mmbench.devices import DevicePool, check_concurrency
 from mmbench.errors import ConfigError, MmbenchError
 from mmbench.objective import Objective, directions, parse_objectives
 from mmbench.progress import QuietReporter, Reporter
@@ -124,10 +124,7 @@ class SearchSettings:
             raise ConfigError(f"--timeout must be positive, got {self.timeout}")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
-        if self.n_jobs < 1:
-            raise ConfigError(f"--n-jobs must be at least 1, got {self.n_jobs}")
-        if self.trials_per_gpu < 1:
-            raise ConfigError(f"--trials-per-gpu must be at least 1, got {self.trials_per_gpu}")
+        check_concurrency(n_jobs=self.n_jobs, trials_per_gpu=self.trials_per_gpu)
         text = self.objectives if isinstance(self.objectives, str) else ",".join(self.objectives)
         self.objectives = parse_objectives(text)
 

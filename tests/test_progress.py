@@ -25,6 +25,6 @@ def test_plain_lines_follow_each_trial_from_start_to_end():
     assert lines[6].startswith("trial 2/2 (#1) FAIL value=- best=0.7500") and lines[6].endswith("reason: loss became nan")
 
 
-def test_quiet_prints_nothing_and_a_pipe_gets_plain_lines(capsys):
+def test_quiet_prints_nothing_and_a_pipe_gets_plain_lines():
     assert isinstance(default_reporter(True), QuietReporter) and not isinstance(default_reporter(True), PlainReporter)
     assert isinstance(default_reporter(False), PlainReporter)  # pytest's captured stderr is not a terminal

@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,12 @@ def _evaluated(tracker: Tracker, runs: list[Any], name: str) -> list[tuple[Any, 
     return found
 
 
+def _run_figure(run: Any, draw: Callable[..., Any], report: Any) -> str:
+    """One evaluated run's figure, titled and captioned with its combination and run id."""
+    combination = run.data.tags.get(f"{TAG}combination", run.info.run_id)
+    return _img(_figure_png(draw(report, title=combination[:60])), f"{combination} (run {run.info.run_id[:8]})")
+
+
 def robustness_section(tracker: Tracker, runs: list[Any]) -> str:
     """Noise curves and a missing-modality table for every run evaluated with ``--robustness``."""
     from mmbench.evaluation.robustness import RobustnessReport, robustness_figure
@@ -106,8 +113,7 @@ def robustness_section(tracker: Tracker, runs: list[Any]) -> str:
     for run, content in found:
         fields = {k: v for k, v in content.items() if k not in ("relative", "effective")}
         report = RobustnessReport(**fields)
-        combination = run.data.tags.get(f"{TAG}combination", run.info.run_id)
-        parts.append(_img(_figure_png(robustness_figure(report, title=combination[:60])), f"{combination} (run {run.info.run_id[:8]})"))
+        parts.append(_run_figure(run, robustness_figure, report))
         header = "".join(f"<th>{html.escape(m)}</th>" for m in report.missing)
         missing = "".join(f"<td>{_fmt(v)}</td>" for v in report.missing.values())
         relative = "".join(f"<td>{_fmt(report.relative.get(m))}</td>" for m in report.missing)
@@ -182,8 +188,7 @@ def contributions_section(tracker: Tracker, runs: list[Any]) -> str:
     parts = []
     for run, content in found:
         report = ContributionReport(**content)
-        combination = run.data.tags.get(f"{TAG}combination", run.info.run_id)
-        parts.append(_img(_figure_png(contributions_figure(report, title=combination[:60])), f"{combination} (run {run.info.run_id[:8]})"))
+        parts.append(_run_figure(run, contributions_figure, report))
         cells = "".join(f"<tr><td class='l'>{html.escape(m)}</td><td>{_fmt((report.shapley or {}).get(m))}</td>"
                         f"<td>{report.share[m]:.1f} %</td><td>{_fmt(report.ablation[m])}</td></tr>" for m in report.ablation)
         parts.append(f"<table><tr><th class='l'>modality</th><th>Shapley</th><th>share</th><th>ablation drop</th></tr>{cells}</table>")
