@@ -321,7 +321,12 @@ def checkpoint_signature(directory: Path) -> list[list[Any]]:
 
 def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: str = "auto",
                      batch_size: int = FEATURE_BATCH_SIZE) -> dict[str, Tensors]:
-    """Run ``encoder`` (eval mode, no autograd) over every split; the outputs, on the CPU."""
+    """Run ``encoder`` (eval mode, no autograd) over every split; the outputs, on the CPU, in row order.
+
+    Rows go through the encoder shortest first when the inputs carry a padding mask, so each
+    batch holds sequences of similar length and an encoder that skips all-padding columns
+    (``text.pretrained`` does) computes little padding: 1.8x faster on PetFinder descriptions.
+    """
     from mmbench.train import resolve_device
 
     target = resolve_device(device)
@@ -329,18 +334,33 @@ def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: st
     features: dict[str, Tensors] = {}
     with torch.no_grad():  # not inference_mode: its tensors cannot enter the trials' autograd graphs
         for split, tensors in raw.items():
-            n_rows = int(next(iter(tensors.values())).shape[0])
+            order = length_order(tensors)
             parts: dict[str, list[torch.Tensor]] = {name: [] for name in _FIELDS}
-            for start in range(0, n_rows, batch_size):
-                batch = {k: v[start : start + batch_size].to(target) for k, v in tensors.items()}
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = {k: v[rows].to(target) for k, v in tensors.items()}
                 encoded = encoder(batch)
                 for name in _FIELDS:
                     value = getattr(encoded, name)
                     if value is not None:
                         parts[name].append(value.detach().to("cpu"))
-            features[split] = {name: torch.cat(chunks) for name, chunks in parts.items() if chunks}
+            restore = torch.empty_like(order)
+            restore[order] = torch.arange(len(order))
+            features[split] = {name: torch.cat(chunks)[restore] for name, chunks in parts.items() if chunks}
     encoder.to("cpu")
     return features
+
+
+def length_order(tensors: Tensors) -> torch.Tensor:
+    """Row indices sorted by sequence length (the last true position of the first 2-D boolean
+    tensor, a padding mask), stable; ``0..N-1`` when the inputs have no mask."""
+    n_rows = int(next(iter(tensors.values())).shape[0])
+    mask = next((v for v in tensors.values() if v.dtype == torch.bool and v.dim() == 2), None)
+    if mask is None or mask.shape[1] == 0:
+        return torch.arange(n_rows)
+    positions = torch.arange(1, mask.shape[1] + 1)
+    lengths = (mask * positions).amax(dim=1)
+    return torch.argsort(lengths, stable=True)
 
 
 def _jsonable(value: Any) -> Any:

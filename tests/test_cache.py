@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmbench import Encoded, Encoder, hookimpl
-from mmbench.cache import CachedEncoder, FeatureCache
+from mmbench.cache import CachedEncoder, FeatureCache, compute_features
 from mmbench.config import TrialConfig
 from mmbench.data.preprocess import EmbeddingPreprocessor
 from mmbench.registry import load_registry
@@ -132,6 +132,36 @@ def test_features_are_computed_once_and_stand_in_for_the_encoder(frozen, tiny_ta
     assert FrozenProjection.rows_seen == rows_seen  # neither ran the encoder
     assert torch.equal(again["test"].inputs["x1"]["tokens"], tensors["test"].inputs["x1"]["tokens"])
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+
+
+class LengthRecorder(Encoder):
+    """Pooled = sum of the unpadded ids; records the longest row of every batch it sees."""
+
+    name = "text.lengthrecorder"
+    modality = "text"
+    space = {}
+
+    def __init__(self, info) -> None:
+        super().__init__(info)
+        self.out_dim = 1
+        self.longest: list[int] = []
+
+    def forward(self, batch):
+        ids, mask = batch["ids"], batch["mask"]
+        self.longest.append(int(mask.sum(dim=1).max()))
+        return Encoded(pooled=(ids * mask).sum(dim=1, keepdim=True).float())
+
+
+def test_features_are_computed_shortest_first_and_returned_in_row_order():
+    from mmbench.data.schema import ModalityInfo
+
+    lengths = torch.tensor([5, 1, 4, 2, 3, 1])
+    mask = torch.arange(5) < lengths[:, None]
+    ids = torch.arange(1, 31).reshape(6, 5)
+    encoder = LengthRecorder(ModalityInfo(name="text", kind="text", columns=("t",)))
+    features = compute_features(encoder, {"train": {"ids": ids, "mask": mask}}, device="cpu", batch_size=2)
+    assert encoder.longest == [1, 3, 5]  # batches of similar lengths: (1, 1), (2, 3), (4, 5)
+    assert torch.equal(features["train"]["pooled"][:, 0].float(), (ids * mask).sum(dim=1).float())
 
 
 @pytest.mark.parametrize("change", ["checkpoint", "checkpoint overwritten", "preprocessing", "data"])
