@@ -84,6 +84,9 @@ def search(
     cache_size_gb: Optional[float] = typer.Option(
         None, "--cache-size-gb", help="Bound of --cache-dir; least recently used entries are evicted (default: 10). "
         "0 turns the feature cache off."),
+    memory_budget_gb: Optional[float] = typer.Option(
+        None, "--memory-budget-gb", help="Preprocessed tensors kept in RAM; a modality past it is streamed from "
+        "memory-mapped files (default: half the available memory, or $MMBENCH_MEMORY_BUDGET_GB). 0 streams all."),
     compile_: bool = typer.Option(False, "--compile", help="Train through torch.compile (pays off for larger models on a GPU)."),
     robustness: bool = typer.Option(False, "--robustness", help="After the study: robustness and modality contributions of the best trial."),
     baselines: bool = typer.Option(False, "--baselines", help="After the study: unimodal baselines of the best trial (fusion gain)."),
@@ -134,6 +137,7 @@ def search(
         heartbeat=heartbeat,
         cache_dir=cache_dir,
         cache_size_gb=cache_size_gb,
+        memory_budget_gb=memory_budget_gb,
         compile=compile_,
     )
     from mmbench.signals import StopRequested

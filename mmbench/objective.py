@@ -176,6 +176,8 @@ class Objective:
             (infos, tensors), prebuilt = self.data.tensors(preprocessors), {}
         else:  # frozen encoders' outputs computed once, then read from the cache
             infos, tensors, prebuilt = self.features.trial_inputs(config, self.data, preprocessors, self.registry)
+        if tensors["train"].streamed:  # over the memory budget: these modalities' batches come from disk
+            self.tracker.set_tags(run_id, {f"{TAG}streamed": ",".join(tensors["train"].streamed)})
         model = build_model(config, infos, self.data.schema.n_classes, self.registry, prebuilt=prebuilt)
         self.tracker.log_metrics(run_id, {"n_parameters": count_parameters(model)})
         settings = TrainSettings.from_config(config.train, metric=metric, seed=config.seed, device=device)

@@ -81,6 +81,9 @@ class SearchSettings:
             see :mod:`mmbench.cache`).
         cache_size_gb: bound of that folder (least recently used entries evicted); 0 turns
             the feature cache off (frozen encoders then run in every batch).
+        memory_budget_gb: preprocessed tensors kept in memory; past it a modality is streamed from
+            memory-mapped files (default: ``$MMBENCH_MEMORY_BUDGET_GB`` or half the available
+            memory; 0 streams every modality; see :mod:`mmbench.data.spill`).
         compile: train through ``torch.compile``.
         trials_per_gpu: concurrent trials per GPU (small models leave a GPU idle); on a machine
             with several GPUs, ``device="cuda"`` spreads trials over all of them (:mod:`mmbench.devices`).
@@ -108,6 +111,7 @@ class SearchSettings:
     heartbeat: int | None = None
     cache_dir: Path | None = None
     cache_size_gb: float | None = None
+    memory_budget_gb: float | None = None
     compile: bool = False
     trials_per_gpu: int = 1
 
@@ -236,10 +240,13 @@ def all_task_names(registry: Registry) -> list[str]:
 def plan_search(settings: SearchSettings, registry: Registry) -> SearchPlan:
     """Resolve the task, load its data and build the (restricted) space and budget."""
     from mmbench.data.load import load_task_data
+    from mmbench.data.spill import memory_budget
     from mmbench.tasks import resolve_task
 
     task = resolve_task(settings.task, registry)
+    budget = memory_budget(settings.memory_budget_gb)  # a bad value fails before the data loads
     data = load_task_data(task, registry, root=settings.data_root)
+    data.memory_budget = budget
     defaults = dict(task.search)
     space = build_search_space(
         data.schema,
@@ -318,6 +325,8 @@ def start_tracking(tracker: Tracker, settings: SearchSettings, plan: SearchPlan,
     )
     parent_run_id = find_or_create() if study is None else shared_parent_run(study, tracker, find_or_create)
     tracker.log_dict(parent_run_id, dict(plan.task.raw), "task.yaml")
+    if plan.data.notes:  # skipped rows, ignored columns...
+        tracker.log_dict(parent_run_id, dict(plan.data.notes), "data_notes.json")
     return experiment_id, parent_run_id
 
 

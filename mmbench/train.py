@@ -2,8 +2,9 @@
 
 Data for a trial is already a set of tensors (:class:`~mmbench.data.prepared.SplitTensors`),
 moved to the device once per fit; batches are index selections, so no per-batch Python
-collation runs. Validation drives early stopping and pruning; the test split is scored once,
-with the best validation weights, and never drives a decision.
+collation runs (rows spilled to disk are read a few batches ahead in a background thread).
+Validation drives early stopping and pruning; the test split is scored once, with the best
+validation weights, and never drives a decision.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from mmbench.data.prefetch import read_ahead
 from mmbench.data.prepared import SplitTensors
 from mmbench.errors import ConfigError, TrialError
 from mmbench.guards import check_model_outputs
@@ -188,8 +190,7 @@ def _fit(
         train = splits["train"]
         order = torch.randperm(len(train), generator=generator).to(train.labels.device)
         total = torch.zeros((), device=device)
-        for start in range(0, len(train), settings.batch_size):
-            inputs, target = _batch_to(*train.select(order[start : start + settings.batch_size]), device)
+        for inputs, target in batches(train, settings.batch_size, device, order=order):
             with autocast():
                 logits, encoded = forward(inputs)
                 loss = loss_fn(logits.float(), target)
@@ -238,9 +239,7 @@ def predict_logits(model: MultimodalModel, split: SplitTensors, *, batch_size: i
     model.eval()
     device = next(model.parameters()).device
     chunks = []
-    for start in range(0, len(split), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(split)), device=split.labels.device)
-        inputs, _ = _batch_to(*split.select(index), device)
+    for inputs, _ in batches(split, batch_size, device):
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, _ = model(inputs)
         chunks.append(logits.float())
@@ -260,13 +259,43 @@ def evaluate(model: MultimodalModel, split: SplitTensors, *, n_classes: int, bat
 GPU_DATA_SHARE = 0.5
 
 
+def batches(split: SplitTensors, batch_size: int, device: torch.device, *,
+            order: torch.Tensor | None = None) -> Iterator[tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor]]:
+    """``(inputs, target)`` batches of ``split`` on ``device``, in ``order`` (default: row order).
+
+    In-memory rows are index selections with no other per-batch work. Rows spilled to disk
+    (:mod:`mmbench.data.spill`) are gathered a few batches ahead in a background thread (pinned
+    for an asynchronous copy to a GPU), so disk reads overlap the training step.
+    """
+    streamed = bool(split.streamed)
+    pin = streamed and device.type == "cuda"
+
+    def gather() -> Iterator[tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor]]:
+        for start in range(0, len(split), batch_size):
+            if order is None:
+                index = torch.arange(start, min(start + batch_size, len(split)), device=split.labels.device)
+            else:
+                index = order[start : start + batch_size]
+            inputs, target = split.select(index)
+            if pin:
+                inputs = {m: {k: v.pin_memory() for k, v in t.items()} for m, t in inputs.items()}
+                target = target.pin_memory()
+            yield inputs, target
+
+    for inputs, target in read_ahead(gather()) if streamed else gather():
+        yield _batch_to(inputs, target, device)
+
+
 def _to_device(split: SplitTensors, device: torch.device) -> SplitTensors:
     """The split on the accelerator when it fits, so batches are index selections there; else in
-    pinned host memory, from which each batch is copied asynchronously (see :func:`_batch_to`)."""
+    pinned host memory, from which each batch is copied asynchronously (see :func:`_batch_to`);
+    spilled rows stay on disk and are pinned batch by batch (:func:`batches`)."""
     if device.type == "cpu":
         return split
     tensors = [v for t in split.inputs.values() for v in t.values()] + [split.labels]
     if device.type == "cuda" and sum(v.numel() * v.element_size() for v in tensors) > GPU_DATA_SHARE * torch.cuda.mem_get_info(device)[0]:
+        if split.streamed:
+            return split
         inputs = {m: {k: v.pin_memory() for k, v in t.items()} for m, t in split.inputs.items()}
         return SplitTensors(inputs, split.labels.pin_memory())
     inputs = {m: {k: v.to(device, non_blocking=True) for k, v in t.items()} for m, t in split.inputs.items()}

@@ -1,4 +1,4 @@
-"""Split, typed data plus the in-memory tensor cache every trial of a search shares."""
+"""Split, typed data plus the tensor cache every trial of a search shares (in memory, or spilled to disk past the budget)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from mmbench.data.preprocess import Preprocessor, Tensors
 from mmbench.data.provider import SPLITS
 from mmbench.data.schema import ModalityInfo, Schema
+from mmbench.data.spill import SpillFolder, bytes_per_row, is_spilled, memory_budget
 
 if TYPE_CHECKING:
     import datasets
@@ -31,6 +32,11 @@ class SplitTensors:
         inputs = {name: {key: value[index] for key, value in tensors.items()} for name, tensors in self.inputs.items()}
         return inputs, self.labels[index]
 
+    @property
+    def streamed(self) -> list[str]:
+        """Modalities whose inputs live in spill files (:mod:`mmbench.data.spill`): their batches read from disk."""
+        return [name for name, tensors in self.inputs.items() if any(is_spilled(value) for value in tensors.values())]
+
 
 @dataclass
 class PreparedData:
@@ -42,6 +48,9 @@ class PreparedData:
         fingerprint: hash of content + schema + split; recorded on every run.
         split_sizes: rows per split.
         notes: facts from loading (e.g. skipped rows), logged on the run.
+        memory_budget: bytes of preprocessed tensors kept in memory; a modality that would go past
+            it is spilled to memory-mapped files (:mod:`mmbench.data.spill`). ``None``: the default
+            budget (``$MMBENCH_MEMORY_BUDGET_GB`` or half the available memory), read when first needed.
     """
 
     splits: Mapping[str, datasets.Dataset]
@@ -49,6 +58,9 @@ class PreparedData:
     fingerprint: str
     split_sizes: Mapping[str, int]
     notes: dict[str, Any] = field(default_factory=dict)
+    memory_budget: int | None = None
+    _resident_bytes: float = field(default=0.0, repr=False)
+    _spill: SpillFolder = field(default_factory=SpillFolder, repr=False)
     _cache: dict[tuple[str, str], tuple[ModalityInfo, dict[str, Tensors]]] = field(default_factory=dict, repr=False)
     _labels: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -69,7 +81,15 @@ class PreparedData:
         cache_key = (name, preprocessor.key)
         if cache_key not in self._cache:
             info = preprocessor.fit(self.splits["train"])
-            tensors = {split: preprocessor.transform(self.splits[split]) for split in SPLITS}
+            size = bytes_per_row(preprocessor, self.splits["train"]) * sum(self.split_sizes.values())
+            if self.memory_budget is None:
+                self.memory_budget = memory_budget()
+            if self._resident_bytes + size > self.memory_budget:
+                tensors = {split: self._spill.transform(preprocessor, self.splits[split], f"{name}-{_short_hash(preprocessor.key)}-{split}") for split in SPLITS}
+                self.notes.setdefault("streamed_modalities", []).append(name)
+            else:
+                tensors = {split: preprocessor.transform(self.splits[split]) for split in SPLITS}
+                self._resident_bytes += size
             self._cache[cache_key] = (info, tensors)
         return self._cache[cache_key]
 
@@ -82,3 +102,9 @@ class PreparedData:
             for split in SPLITS:
                 per_split[split][name] = tensors[split]
         return infos, {split: SplitTensors(per_split[split], self.labels(split)) for split in SPLITS}
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
