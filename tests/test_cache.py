@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmbench import Encoded, Encoder, hookimpl
-from mmbench.cache import CachedEncoder, FeatureCache, compute_features
+from mmbench.cache import CachedEncoder, FeatureCache, compute_features, write_safetensors
 from mmbench.config import TrialConfig
 from mmbench.data.preprocess import EmbeddingPreprocessor
 from mmbench.registry import load_registry
@@ -162,6 +162,43 @@ def test_features_are_computed_shortest_first_and_returned_in_row_order():
     features = compute_features(encoder, {"train": {"ids": ids, "mask": mask}}, device="cpu", batch_size=2)
     assert encoder.longest == [1, 3, 5]  # batches of similar lengths: (1, 1), (2, 3), (4, 5)
     assert torch.equal(features["train"]["pooled"][:, 0].float(), (ids * mask).sum(dim=1).float())
+
+
+def test_features_past_the_memory_budget_are_spilled_and_cached_on_disk(frozen, tiny_task, tmp_path, monkeypatch):
+    from mmbench.data.load import load_task_data
+    from mmbench.data.spill import SPILL_VARIABLE, is_spilled
+    from mmbench.model import preprocessors_for
+    from mmbench.tasks import resolve_task
+
+    monkeypatch.setenv(SPILL_VARIABLE, str(tmp_path / "spill"))
+    task = tiny_task(n_samples=120)
+    _, (_, in_memory, _) = _trial_inputs(FeatureCache(root=tmp_path / "memory-cache"), frozen, task)
+    data = load_task_data(resolve_task(str(task), frozen), frozen)
+    data.memory_budget = 0
+    config = _config()
+    cache = FeatureCache(root=tmp_path / "cache")
+    _, tensors, _ = cache.trial_inputs(config, data, preprocessors_for(config, data.schema, frozen), frozen)
+    for split in ("train", "validation", "test"):
+        for field_name in ("pooled", "tokens", "mask"):
+            spilled = tensors[split].inputs["x1"][field_name]
+            assert is_spilled(spilled) and torch.equal(spilled, in_memory[split].inputs["x1"][field_name])
+    later = FeatureCache(root=tmp_path / "cache")  # the streamed write is a regular entry for the next search
+    _, (_, again, _) = _trial_inputs(later, frozen, task)
+    assert later.hits == 1 and torch.equal(again["test"].inputs["x1"]["tokens"], in_memory["test"].inputs["x1"]["tokens"])
+
+
+def test_the_streaming_writer_writes_standard_safetensors(tmp_path):
+    from safetensors import safe_open
+
+    tensors = {
+        "flag": torch.tensor([True, False, True]), "half": torch.randn(3, 5).to(torch.bfloat16),
+        "ids": torch.arange(7), "wide": torch.randn(4, 2, 3).transpose(0, 1), "empty": torch.zeros(0, 4),
+    }
+    write_safetensors(tmp_path / "x.safetensors", tensors, metadata={"key": "value"})
+    with safe_open(str(tmp_path / "x.safetensors"), framework="pt") as handle:
+        assert handle.metadata() == {"key": "value"}
+        for name, tensor in tensors.items():
+            assert torch.equal(handle.get_tensor(name), tensor), name
 
 
 @pytest.mark.parametrize("change", ["checkpoint", "checkpoint overwritten", "preprocessing", "data"])

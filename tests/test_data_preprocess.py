@@ -145,6 +145,56 @@ def test_decoded_arrays_come_from_the_disk_cache_in_a_second_process(tmp_path, m
     assert torch.equal(second.transform(split)["waveform"], expected)
 
 
+@pytest.mark.parametrize("kind", ["image", "audio"])
+def test_media_is_decoded_a_chunk_at_a_time_and_decoded_once(tmp_path, monkeypatch, kind):
+    import mmbench.data.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "DECODE_ROWS", 4)
+    if kind == "image":
+        cells = [png(tmp_path / f"{i}.png", (37 * i) % 256, size=(8, 6), mode="RGB") for i in range(10)]
+    else:
+        cells = [wav(tmp_path / f"{i}.wav", 0.05 + 0.01 * i, freq=200.0 + 50 * i) for i in range(10)]
+    split = datasets.Dataset.from_dict({kind: cells})
+    info = ModalityInfo(name=kind, kind=kind, columns=(kind,))
+    whole = default_preprocessor(info)
+    monkeypatch.setattr(cache_module, "DECODE_ROWS", 100)
+    whole.fit(split)
+    expected = next(iter(whole.transform(split).values()))
+
+    monkeypatch.setenv("MMBENCH_CACHE", str(tmp_path / "chunked-cache"))
+    monkeypatch.setattr(cache_module, "DECODE_ROWS", 4)
+    decoded: list[int] = []
+    original = cache_module.decode_each
+
+    def counting(items, column, decode, *, first_row=0):
+        decoded.append(len(items))
+        return original(items, column, decode, first_row=first_row)
+
+    module = __import__(f"mmbench.data.preprocess_{kind}", fromlist=["decode_each"])
+    monkeypatch.setattr(module, "decode_each", counting)
+    chunked = default_preprocessor(info)
+    chunked.fit(split)
+    probe, *chunks = decoded  # the first rows' headers choose size / rate, then the chunks
+    assert probe == 10 and chunks == [4, 4, 2]  # never a whole split at once
+    decoded.clear()
+    actual = next(iter(chunked.transform(split).values()))
+    assert decoded == []  # the transform read the chunks the fit decoded from the disk cache
+    assert len(list((tmp_path / "chunked-cache").glob("*.npz"))) == 3
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)  # same result as decoding whole
+
+
+def test_a_bad_file_past_the_first_chunk_is_named_by_its_row_in_the_split(tmp_path, monkeypatch):
+    import mmbench.data.cache as cache_module
+    from mmbench.errors import DataError
+
+    monkeypatch.setattr(cache_module, "DECODE_ROWS", 4)
+    cells = [png(tmp_path / f"{i}.png", 10 * i) for i in range(8)]
+    (tmp_path / "6.png").write_text("not an image")
+    pre = default_preprocessor(ModalityInfo(name="image", kind="image", columns=("image",)))
+    with pytest.raises(DataError, match="column 'image', row 6"):
+        pre.fit(datasets.Dataset.from_dict({"image": cells}))
+
+
 @pytest.mark.parametrize(
     ("values", "kind"),
     [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +28,8 @@ CACHE_VARIABLE = "MMBENCH_CACHE"
 _OFF = ("", "0", "off", "false", "no", "none")
 #: bump when the decoders change what they produce, so stale entries are not reused
 _VERSION = "media-v1"
+#: rows decoded (and cached) together
+DECODE_ROWS = 1024
 
 
 def cache_dir() -> Path | None:
@@ -87,13 +89,29 @@ def decode_column(
     return compute(items)
 
 
-def decode_each(items: Sequence[Any], column: str, decode: Callable[[Any], T]) -> list[T]:
-    """``decode`` every cell; a failure becomes a :class:`DataError` naming the column, row and file."""
+def decode_chunks(
+    split: datasets.Dataset, column: str, settings: str, compute: Callable[[list[Any], int], dict[str, np.ndarray]]
+) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+    """:func:`decode_column` over consecutive chunks of :data:`DECODE_ROWS` rows: ``(rows, arrays)``;
+    ``compute(cells, first_row)`` gets each chunk's cells and the split row of its first cell.
+
+    A split is never decoded whole, so decoding a data set larger than RAM does not run out of
+    memory; each chunk is its own disk-cache entry, so a fit and a later transform of the same
+    split (or a spilled transform, :mod:`mmbench.data.spill`, which uses the same chunks) decode once.
+    """
+    for start in range(0, split.num_rows, DECODE_ROWS):
+        stop = min(split.num_rows, start + DECODE_ROWS)
+        yield slice(start, stop), decode_column(split.select(range(start, stop)), column, settings, lambda cells: compute(cells, start))
+
+
+def decode_each(items: Sequence[Any], column: str, decode: Callable[[Any], T], *, first_row: int = 0) -> list[T]:
+    """``decode`` every cell; a failure becomes a :class:`DataError` naming the column, row
+    (``first_row`` being the row of ``items[0]``) and file."""
     from mmbench.data.media import MediaError
     from mmbench.errors import DataError
 
     out = []
-    for row, item in enumerate(items):
+    for row, item in enumerate(items, start=first_row):
         try:
             out.append(decode(item))
         except MediaError as error:

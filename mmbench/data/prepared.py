@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -82,16 +83,28 @@ class PreparedData:
         if cache_key not in self._cache:
             info = preprocessor.fit(self.splits["train"])
             size = bytes_per_row(preprocessor, self.splits["train"]) * sum(self.split_sizes.values())
-            if self.memory_budget is None:
-                self.memory_budget = memory_budget()
-            if self._resident_bytes + size > self.memory_budget:
-                tensors = {split: self._spill.transform(preprocessor, self.splits[split], f"{name}-{_short_hash(preprocessor.key)}-{split}") for split in SPLITS}
-                self.notes.setdefault("streamed_modalities", []).append(name)
-            else:
+            if self.reserve(size):
                 tensors = {split: preprocessor.transform(self.splits[split]) for split in SPLITS}
-                self._resident_bytes += size
+            else:
+                prefix = f"{name}-{_short_hash(preprocessor.key)}"
+                tensors = {split: self._spill.transform(preprocessor, self.splits[split], f"{prefix}-{split}") for split in SPLITS}
+                self.notes.setdefault("streamed_modalities", []).append(name)
             self._cache[cache_key] = (info, tensors)
         return self._cache[cache_key]
+
+    def reserve(self, size: float) -> bool:
+        """Whether ``size`` more bytes of tensors fit the memory budget (if so, they now count against it)."""
+        if self.memory_budget is None:
+            self.memory_budget = memory_budget()
+        if self._resident_bytes + size > self.memory_budget:
+            return False
+        self._resident_bytes += size
+        return True
+
+    def allocate(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised tensor: in memory while it fits the budget, else backed by a spill file."""
+        size = math.prod(shape) * dtype.itemsize
+        return torch.empty(shape, dtype=dtype) if self.reserve(size) else self._spill.empty(name, shape, dtype)
 
     def tensors(self, preprocessors: Mapping[str, Preprocessor]) -> tuple[dict[str, ModalityInfo], dict[str, SplitTensors]]:
         """Every modality through its preprocessor: fitted infos and split -> :class:`SplitTensors`."""

@@ -2,18 +2,20 @@
 
 Resampling is band-limited (FFT) in numpy, so no torchaudio or FFmpeg is needed. Decoded,
 resampled waveforms are cached on disk (:mod:`mmbench.data.cache`) when the column holds file
-paths, so a second process does not decode thousands of WAVs again.
+paths, so a second process does not decode thousands of WAVs again; clips are decoded a chunk of
+rows at a time, so no step holds a whole split's waveforms twice.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from mmbench.data.cache import decode_column, decode_each
+from mmbench.data.cache import decode_chunks, decode_each
 from mmbench.data.media import audio_rate, column_items, crop_or_pad, read_audio, resample
 from mmbench.data.preprocess import Preprocessor, Tensors
 from mmbench.data.schema import ModalityInfo
@@ -46,7 +48,6 @@ class AudioPreprocessor(Preprocessor):
             raise ConfigError(f"audio preprocessing of '{info.name}': sample_rate, seconds and max_seconds must be positive")
         self.sample_rate, self.seconds, self.max_seconds = sample_rate, seconds, max_seconds
         self.n_samples: int | None = None
-        self._memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def options(self) -> dict[str, object]:
         return {"sample_rate": self.sample_rate, "seconds": self.seconds, "max_seconds": self.max_seconds}
@@ -57,8 +58,7 @@ class AudioPreprocessor(Preprocessor):
             probe = column_items(train.select(range(min(_PROBE, train.num_rows))), column)
             rates = decode_each(probe, column, audio_rate)
             self.sample_rate = Counter(rates).most_common(1)[0][0]
-        values, offsets = self._waves(train)
-        lengths = np.diff(offsets)
+        lengths = np.concatenate([np.diff(arrays["offsets"]) for _, arrays in self._chunks(train)])
         if self.seconds is not None:
             self.n_samples = max(1, int(round(self.seconds * self.sample_rate)))
         else:
@@ -69,23 +69,22 @@ class AudioPreprocessor(Preprocessor):
     def transform(self, split: datasets.Dataset) -> Tensors:
         if self.n_samples is None:
             raise RuntimeError("AudioPreprocessor.transform called before fit")
-        values, offsets = self._waves(split)
-        waves = [values[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-        return {"waveform": torch.from_numpy(crop_or_pad(waves, self.n_samples))}
+        waveform = torch.empty((split.num_rows, self.n_samples), dtype=torch.float32)
+        for rows, arrays in self._chunks(split):
+            values, offsets = arrays["values"], arrays["offsets"]
+            waves = [values[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+            waveform[rows] = torch.from_numpy(crop_or_pad(waves, self.n_samples))
+        return {"waveform": waveform}
 
-    def _waves(self, split: datasets.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        """All clips at the target rate, concatenated, with (N + 1) offsets."""
+    def _chunks(self, split: datasets.Dataset) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        """Clips at the target rate, a chunk of rows at a time: ``values`` concatenated, (rows + 1) ``offsets``."""
         (column,) = self.info.columns
-        memo_key = f"{split._fingerprint}:{column}"
-        if memo_key not in self._memo:
-            rate = int(self.sample_rate or 0)
+        rate = int(self.sample_rate or 0)
 
-            def compute(items: list[Any]) -> dict[str, np.ndarray]:
-                waves = decode_each(items, column, lambda item: resample(*read_audio(item), rate))
-                offsets = np.concatenate([[0], np.cumsum([w.size for w in waves])]).astype(np.int64)
-                values = np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32)
-                return {"values": values, "offsets": offsets}
+        def compute(items: list[Any], first_row: int) -> dict[str, np.ndarray]:
+            waves = decode_each(items, column, lambda item: resample(*read_audio(item), rate), first_row=first_row)
+            offsets = np.concatenate([[0], np.cumsum([w.size for w in waves])]).astype(np.int64)
+            values = np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32)
+            return {"values": values, "offsets": offsets}
 
-            arrays = decode_column(split, column, f"audio|{rate}", compute)
-            self._memo[memo_key] = (arrays["values"], arrays["offsets"])
-        return self._memo[memo_key]
+        return decode_chunks(split, column, f"audio|{rate}", compute)

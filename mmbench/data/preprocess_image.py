@@ -1,17 +1,19 @@
 """Default image preprocessing: decode (Pillow), resize, standardise per channel.
 
 Decoded, resized ``uint8`` arrays are cached on disk (:mod:`mmbench.data.cache`) when the
-column holds file paths, so only the first process decodes a folder of JPEGs.
+column holds file paths, so only the first process decodes a folder of JPEGs. Images are decoded
+a chunk of rows at a time (statistics included), so no step holds a whole split's decoded pixels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from mmbench.data.cache import decode_column, decode_each
+from mmbench.data.cache import decode_chunks, decode_each
 from mmbench.data.media import column_items, read_image, resize_image, to_channels
 from mmbench.data.preprocess import Preprocessor, Tensors
 from mmbench.data.schema import ModalityInfo
@@ -66,7 +68,6 @@ class ImagePreprocessor(Preprocessor):
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
         self.std = None if std is None else np.asarray(std, dtype=np.float32)
         self._fixed_stats = mean is not None and std is not None
-        self._memo: dict[str, np.ndarray] = {}
 
     def options(self) -> dict[str, object]:
         stats = (tuple(self.mean.tolist()), tuple(self.std.tolist())) if self._fixed_stats else "fitted"
@@ -78,36 +79,36 @@ class ImagePreprocessor(Preprocessor):
             channels, size = probe_images(train, column, self.max_side)
             self.channels = self.channels or channels
             self.size = self.size or size
-        decoded = self._decoded(train).astype(np.float32) / 255.0
         if not self._fixed_stats:
-            axes = (0, 1, 2)
-            self.mean = decoded.mean(axis=axes).astype(np.float32)
-            self.std = np.maximum(decoded.std(axis=axes), 1e-6).astype(np.float32)
+            stats = ChannelStats()
+            for _, arrays in self._chunks(train):
+                stats.add(arrays["x"])
+            self.mean, self.std = stats.mean_std()
         return self.info.with_updates(channels=self.channels, image_size=tuple(self.size))
 
     def transform(self, split: datasets.Dataset) -> Tensors:
-        if self.size is None or self.mean is None:
+        if self.size is None or self.channels is None or self.mean is None or self.std is None:
             raise RuntimeError("ImagePreprocessor.transform called before fit")
-        pixels = (self._decoded(split).astype(np.float32) / 255.0 - self.mean) / self.std
-        return {"pixels": torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))}
+        pixels = torch.empty((split.num_rows, self.channels, *self.size), dtype=torch.float32)
+        for rows, arrays in self._chunks(split):
+            standardised = (arrays["x"].astype(np.float32) / 255.0 - self.mean) / self.std
+            pixels[rows] = torch.from_numpy(standardised.transpose(0, 3, 1, 2))
+        return {"pixels": pixels}
 
-    def _decoded(self, split: datasets.Dataset) -> np.ndarray:
-        """(N, H, W, C) at the fitted size and channels, 0..255 (uint8 from files, float from arrays)."""
+    def _chunks(self, split: datasets.Dataset) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        """(N, H, W, C) at the fitted size and channels, 0..255 (uint8 from files, float from arrays), by chunk."""
         (column,) = self.info.columns
-        memo_key = f"{split._fingerprint}:{column}"
-        if memo_key not in self._memo:
-            settings = f"image|{self.size}|{self.channels}"
-            self._memo[memo_key] = decode_column(split, column, settings, lambda items: {"x": self._decode(items, column)})["x"]
-        return self._memo[memo_key]
+        return decode_chunks(split, column, f"image|{self.size}|{self.channels}",
+                             lambda items, first_row: {"x": self._decode(items, column, first_row)})
 
-    def _decode(self, items: list[Any], column: str) -> np.ndarray:
+    def _decode(self, items: list[Any], column: str, first_row: int) -> np.ndarray:
         assert self.size is not None and self.channels is not None
         size, channels = self.size, self.channels
 
         def one(item: Any) -> np.ndarray:
             return resize_image(to_channels(read_image(item), channels), size)
 
-        arrays = decode_each(items, column, one)
+        arrays = decode_each(items, column, one, first_row=first_row)
         if not arrays:
             return np.zeros((0, *size, channels), dtype=np.uint8)
         dtype = np.uint8 if all(a.dtype == np.uint8 for a in arrays) else np.float32
@@ -115,3 +116,32 @@ class ImagePreprocessor(Preprocessor):
             return np.stack([a.astype(dtype, copy=False) for a in arrays])
         except ValueError as error:  # pragma: no cover - resize makes shapes equal
             raise DataError(f"column '{column}': images of unequal shapes after resizing ({error})") from None
+
+
+class ChannelStats:
+    """Per-channel mean and standard deviation on the 0-1 scale, accumulated chunk by chunk
+    (float64 sums), so fitting never holds a float copy of the training pixels."""
+
+    #: values converted to float at once
+    _BLOCK = 2**22
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total: np.ndarray | float = 0.0
+        self.squares: np.ndarray | float = 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        """Add pixels ``(..., C)`` in 0..255."""
+        flat = values.reshape(-1, values.shape[-1])
+        step = max(1, self._BLOCK // flat.shape[1])
+        for start in range(0, flat.shape[0], step):
+            block = flat[start : start + step].astype(np.float64) / 255.0
+            self.count += block.shape[0]
+            self.total = self.total + block.sum(axis=0)
+            self.squares = self.squares + np.square(block).sum(axis=0)
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` as float32; std at least 1e-6 (a constant channel stays finite)."""
+        mean = np.asarray(self.total) / max(1, self.count)
+        variance = np.maximum(np.asarray(self.squares) / max(1, self.count) - mean**2, 0.0)
+        return mean.astype(np.float32), np.maximum(np.sqrt(variance), 1e-6).astype(np.float32)

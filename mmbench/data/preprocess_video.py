@@ -6,14 +6,16 @@ A video cell is a file decoded with PyAV (FFmpeg bundled in its wheel: ``pip ins
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from mmbench.data.cache import decode_column, decode_each
+from mmbench.data.cache import decode_chunks, decode_each
 from mmbench.data.media import column_items, read_video, resize_image, to_channels
 from mmbench.data.preprocess import Preprocessor, Tensors
+from mmbench.data.preprocess_image import ChannelStats
 from mmbench.data.schema import ModalityInfo
 from mmbench.errors import ConfigError
 
@@ -42,7 +44,6 @@ class VideoPreprocessor(Preprocessor):
         self.size = (size, size) if isinstance(size, int) else (tuple(size) if size else None)
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
-        self._memo: dict[str, np.ndarray] = {}
 
     def options(self) -> dict[str, object]:
         return {"n_frames": self.n_frames, "size": self.size, "max_side": self.max_side}
@@ -54,36 +55,37 @@ class VideoPreprocessor(Preprocessor):
             height, width = first.shape[:2]
             scale = min(1.0, self.max_side / max(height, width))
             self.size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        frames = self._decoded(train).astype(np.float32) / 255.0
-        self.mean = frames.mean(axis=(0, 1, 2, 3)).astype(np.float32)
-        self.std = np.maximum(frames.std(axis=(0, 1, 2, 3)), 1e-6).astype(np.float32)
+        stats = ChannelStats()
+        for _, arrays in self._chunks(train):
+            stats.add(arrays["x"])
+        self.mean, self.std = stats.mean_std()
         return self.info.with_updates(n_frames=self.n_frames, channels=3, image_size=tuple(self.size))
 
     def transform(self, split: datasets.Dataset) -> Tensors:
-        if self.mean is None or self.std is None:
+        if self.size is None or self.mean is None or self.std is None:
             raise RuntimeError("VideoPreprocessor.transform called before fit")
-        frames = (self._decoded(split).astype(np.float32) / 255.0 - self.mean) / self.std
-        return {"frames": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3)))}
+        frames = torch.empty((split.num_rows, self.n_frames, 3, *self.size), dtype=torch.float32)
+        for rows, arrays in self._chunks(split):
+            standardised = (arrays["x"].astype(np.float32) / 255.0 - self.mean) / self.std
+            frames[rows] = torch.from_numpy(standardised.transpose(0, 1, 4, 2, 3))
+        return {"frames": frames}
 
-    def _decoded(self, split: datasets.Dataset) -> np.ndarray:
-        """(N, F, H, W, 3) in 0..255."""
+    def _chunks(self, split: datasets.Dataset) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        """(N, F, H, W, 3) in 0..255, a chunk of rows at a time."""
         (column,) = self.info.columns
-        memo_key = f"{split._fingerprint}:{column}"
-        if memo_key not in self._memo:
-            size, n_frames = self.size, self.n_frames
-            assert size is not None
+        size, n_frames = self.size, self.n_frames
+        assert size is not None
 
-            def one(item: Any) -> np.ndarray:
-                return np.stack([resize_image(to_channels(_hwc(f), 3), size) for f in read_video(item, n_frames)])
+        def one(item: Any) -> np.ndarray:
+            return np.stack([resize_image(to_channels(_hwc(f), 3), size) for f in read_video(item, n_frames)])
 
-            def compute(items: list[Any]) -> dict[str, np.ndarray]:
-                clips = decode_each(items, column, one)
-                if not clips:
-                    return {"x": np.zeros((0, n_frames, *size, 3), dtype=np.uint8)}
-                return {"x": np.stack(clips)}
+        def compute(items: list[Any], first_row: int) -> dict[str, np.ndarray]:
+            clips = decode_each(items, column, one, first_row=first_row)
+            if not clips:
+                return {"x": np.zeros((0, n_frames, *size, 3), dtype=np.uint8)}
+            return {"x": np.stack(clips)}
 
-            self._memo[memo_key] = decode_column(split, column, f"video|{n_frames}|{size}", compute)["x"]
-        return self._memo[memo_key]
+        return decode_chunks(split, column, f"video|{n_frames}|{size}", compute)
 
 
 def _hwc(frame: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from mmbench.data.cache import DECODE_ROWS
 from mmbench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -35,8 +36,9 @@ BUDGET_VARIABLE = "MMBENCH_MEMORY_BUDGET_GB"
 SPILL_VARIABLE = "MMBENCH_SPILL_DIR"
 #: Share of the available memory the preprocessed tensors may take by default.
 DEFAULT_SHARE = 0.5
-#: Rows transformed at once while spilling: bounds the memory a transform needs.
-CHUNK_ROWS = 1024
+#: Rows transformed at once while spilling: bounds the memory a transform needs. The same
+#: chunks as media decoding, so the chunks a preprocessor's fit decoded are found in the disk cache.
+CHUNK_ROWS = DECODE_ROWS
 #: Rows transformed to estimate a modality's size before deciding where its tensors live.
 SAMPLE_ROWS = 32
 #: numpy has no dtype for these: stored as same-width integers and viewed back.
@@ -157,14 +159,14 @@ class SpillFolder:
             DataError: chunks came out with different keys or row shapes (the preprocessor pads
                 per call instead of to a length fixed by ``fit``), or the disk is full.
         """
-        arrays: dict[str, np.ndarray] = {}
+        tensors: Tensors = {}
         shapes: dict[str, tuple[int, ...]] = {}
         for start in range(0, split.num_rows, CHUNK_ROWS):
             stop = min(split.num_rows, start + CHUNK_ROWS)
             chunk = preprocessor.transform(split.select(range(start, stop)))
-            if not arrays:
+            if not tensors:
                 shapes = {key: tuple(value.shape[1:]) for key, value in chunk.items()}
-                arrays = {key: self._allocate(f"{name}-{key}", value, split.num_rows) for key, value in chunk.items()}
+                tensors = {key: self.empty(f"{name}-{key}", (split.num_rows, *shapes[key]), value.dtype) for key, value in chunk.items()}
             found = {key: tuple(value.shape[1:]) for key, value in chunk.items()}
             if found != shapes:
                 raise DataError(
@@ -172,20 +174,25 @@ class SpillFolder:
                     f"{found}, the first rows as {shapes}; to stream, every row must have the shape fitted on train"
                 )
             for key, value in chunk.items():
-                arrays[key][start:stop] = _numpy(value)
-        tensors = {}
-        for key, array in arrays.items():
-            array.flush()
-            tensors[key] = _torch(array, chunk[key].dtype)
+                tensors[key][start:stop] = value
         return tensors
 
-    def _allocate(self, name: str, like: torch.Tensor, n_rows: int) -> np.ndarray:
+    def empty(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised tensor backed by the file ``<name>.npy`` of this folder.
+
+        Raises:
+            DataError: the file cannot be created (disk full, no permission).
+        """
         path = self.path / f"{_safe(name)}.npy"
-        dtype = _numpy(like[:0]).dtype
+        stored = _BIT_CASTS.get(dtype, dtype)
         try:
-            return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n_rows, *like.shape[1:]))
+            array = np.lib.format.open_memmap(path, mode="w+", dtype=torch.empty(0, dtype=stored).numpy().dtype, shape=shape)
         except OSError as error:
             raise DataError(f"cannot write spilled tensors to {path} ({error}); free disk space or set {SPILL_VARIABLE}") from None
+        tensor = torch.from_numpy(array)
+        tensor = tensor.view(dtype) if stored is not dtype else tensor
+        tensor._mmbench_spilled = True  # type: ignore[attr-defined]  # read by is_spilled
+        return tensor
 
 
 def default_spill_root() -> Path:
@@ -222,18 +229,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    cast = _BIT_CASTS.get(tensor.dtype)
-    return (tensor.view(cast) if cast else tensor).detach().cpu().numpy()
-
-
-def _torch(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    tensor = torch.from_numpy(array)
-    tensor = tensor.view(dtype) if dtype in _BIT_CASTS else tensor
-    tensor._mmbench_spilled = True  # type: ignore[attr-defined]
-    return tensor
 
 
 def _safe(name: str) -> str:
