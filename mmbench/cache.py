@@ -6,10 +6,12 @@ same input to the same output in every trial, so its outputs (:class:`~mmbench.c
 train only the fusion and head, which is what makes a search over a large backbone cheap.
 
 The key of an entry is everything that changes the outputs: the encoder's name and
-hyperparameters, the modality (name and columns), the preprocessor's ``key`` (which names the
+hyperparameters (those its ``cache_params`` names: text.pretrained's mean and [CLS] pooling share
+one entry, re-pooled per trial by ``from_cache``), the modality (name and columns), the preprocessor's ``key`` (which names the
 checkpoint for pretrained encoders), the checkpoint directory's file listing (names, sizes,
 modification times: overwriting a checkpoint in place changes the key), the data fingerprint
-and :data:`CACHE_VERSION`. Entries live in memory for the process and on disk as one
+and :data:`CACHE_VERSION`. Entries live in memory for the process (spilled to memory-mapped
+files past the memory budget, :mod:`mmbench.data.spill`) and on disk as one
 ``<sha256>.safetensors`` file each (no pickle) under ``--cache-dir`` (default: the user cache
 folder, ``platformdirs.user_cache_dir("mmbench")/features``); the folder is kept under
 ``--cache-size-gb`` by evicting the least recently used entries.
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Bump when what is stored (or how it is computed) changes, so older entries are never reused.
-CACHE_VERSION = "features-v1"
+CACHE_VERSION = "features-v2"
 #: Default bound of the on-disk cache.
 DEFAULT_SIZE_GB = 10.0
 #: Rows per forward pass while computing features.
@@ -84,13 +86,17 @@ class CachedEncoder(Encoder):
 
     Args:
         inner: the real (frozen) encoder, shared by every trial that uses the same entry.
+        params: this trial's hyperparameters of the encoder; those the entry's key leaves out
+            (:meth:`~mmbench.components.Encoder.cache_params`) are applied by
+            :meth:`~mmbench.components.Encoder.from_cache` on every output.
     """
 
     name = "cached"
     description = "outputs of a frozen encoder, precomputed once (mmbench.cache)"
 
-    def __init__(self, inner: Encoder) -> None:
+    def __init__(self, inner: Encoder, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(inner.info)
+        self.params = dict(params or {})
         self.out_dim = int(inner.out_dim)
         for child_name, child in inner.named_children():
             self.add_module(child_name, child)
@@ -110,9 +116,11 @@ class CachedEncoder(Encoder):
         return self
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> Encoded:
-        if "pooled" not in batch:
-            return self._inner(batch)
-        return Encoded(pooled=batch["pooled"], tokens=batch.get("tokens"), mask=batch.get("mask"))
+        if "pooled" in batch:
+            encoded = Encoded(pooled=batch["pooled"], tokens=batch.get("tokens"), mask=batch.get("mask"))
+        else:
+            encoded = self._inner(batch)
+        return type(self._inner).from_cache(encoded, **self.params)
 
     def missing(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """An absent modality: zero features and (if any) an all-padding mask."""
@@ -124,7 +132,7 @@ class CachedEncoder(Encoder):
 @dataclass
 class _Entry:
     features: dict[str, Tensors]  # split -> {"pooled", "tokens"?, "mask"?}
-    encoder: CachedEncoder
+    encoder: Encoder  # the real one, shared by the trials' CachedEncoders
 
 
 @dataclass
@@ -192,7 +200,7 @@ class FeatureCache:
                                 allocate=data.allocate)
             if entry is None:
                 continue
-            prebuilt[modality] = entry.encoder
+            prebuilt[modality] = CachedEncoder(entry.encoder, params)
             for split in SPLITS:
                 tensors[split] = SplitTensors({**tensors[split].inputs, modality: entry.features[split]}, tensors[split].labels)
         return infos, tensors, prebuilt
@@ -201,7 +209,7 @@ class FeatureCache:
 
     def _entry(self, name: str, params: dict[str, Any], info: ModalityInfo, preprocessor_key: str, fingerprint: str,
                raw: Mapping[str, Tensors], registry: Registry, allocate: Allocate | None = None) -> _Entry | None:
-        description = entry_key(name, params, info, preprocessor_key, fingerprint)
+        description = entry_key(name, registry.get_encoder(name).cache_params(**params), info, preprocessor_key, fingerprint)
         digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
         with self._lock:  # --n-jobs threads: compute an entry once
             if digest in self._memory:
@@ -222,7 +230,7 @@ class FeatureCache:
                 self._save(digest, description, features)
             else:
                 self.hits += 1
-            entry = _Entry(features, CachedEncoder(encoder))
+            entry = _Entry(features, encoder)
             self._memory[digest] = entry
             return entry
 

@@ -112,6 +112,21 @@ class Encoder(nn.Module):
         return False
 
     @classmethod
+    def cache_params(cls, **hyperparameters: Any) -> dict[str, Any]:
+        """The hyperparameters a frozen encoder's cached outputs depend on (default: all of them).
+
+        Leave out those that only change a cheap step :meth:`from_cache` redoes on the cached
+        outputs (a pooling choice): trials that differ only in them then share one feature pass.
+        """
+        return dict(hyperparameters)
+
+    @classmethod
+    def from_cache(cls, encoded: Encoded, **hyperparameters: Any) -> Encoded:
+        """A trial's outputs from cached ones computed with other values of the hyperparameters
+        :meth:`cache_params` leaves out (default: the cached outputs as they are)."""
+        return encoded
+
+    @classmethod
     def unavailable_reason(cls) -> str | None:
         """Why this encoder cannot run here (a missing checkpoint or optional package), or ``None``.
 

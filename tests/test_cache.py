@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmbench import Encoded, Encoder, hookimpl
+from mmbench import Categorical, Encoded, Encoder, hookimpl
 from mmbench.cache import CachedEncoder, FeatureCache, compute_features, write_safetensors
 from mmbench.config import TrialConfig
 from mmbench.data.preprocess import EmbeddingPreprocessor
@@ -73,6 +73,29 @@ class FrozenProjection(Encoder):
         return Encoded(pooled=pooled, tokens=tokens, mask=torch.ones(tokens.shape[:2], dtype=torch.bool))
 
 
+class SignedProjection(FrozenProjection):
+    """FrozenProjection with a ``sign`` applied after the cache: one entry serves both signs."""
+
+    name = "embedding.signedproj"
+    space = {"sign": Categorical([1, -1])}
+
+    def __init__(self, info, sign: int = 1) -> None:
+        super().__init__(info)
+        self.sign = sign
+
+    @classmethod
+    def cache_params(cls, **hyperparameters):
+        return {k: v for k, v in hyperparameters.items() if k != "sign"}
+
+    @classmethod
+    def from_cache(cls, encoded, **hyperparameters):
+        sign = hyperparameters.get("sign", 1)
+        return Encoded(pooled=encoded.pooled * sign, tokens=encoded.tokens * sign, mask=encoded.mask)
+
+    def forward(self, batch):
+        return type(self).from_cache(super().forward(batch), sign=self.sign)
+
+
 def write_checkpoint(folder: Path, seed: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "weights.npy", np.random.default_rng(seed).normal(size=DIM).astype(np.float32))
@@ -86,7 +109,7 @@ def frozen(tmp_path, monkeypatch):
     monkeypatch.delenv(SCALE_VARIABLE, raising=False)
     monkeypatch.setattr(FrozenProjection, "rows_seen", 0)
     plugin = types.ModuleType("frozen_test_plugin")
-    plugin.mmbench_encoders = hookimpl(lambda: [FrozenProjection])
+    plugin.mmbench_encoders = hookimpl(lambda: [FrozenProjection, SignedProjection])
     plugin.mmbench_encoders.__name__ = "mmbench_encoders"
     return load_registry(extra_plugins=[("frozentest", plugin)])
 
@@ -219,6 +242,26 @@ def test_a_changed_key_input_misses(frozen, tiny_task, tmp_path, monkeypatch, ch
     _, (_, tensors, _) = _trial_inputs(cache, frozen, task)
     assert (cache.hits, cache.misses) == (0, 1)
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+
+
+def test_trials_differing_only_in_a_post_cache_hyperparameter_share_one_entry(frozen, tiny_task, tmp_path):
+    from mmbench.data.load import load_task_data
+    from mmbench.model import build_model, preprocessors_for
+    from mmbench.tasks import resolve_task
+
+    data = load_task_data(resolve_task(str(tiny_task(n_samples=120)), frozen), frozen)
+    cache = FeatureCache(root=tmp_path / "cache")
+    pooled = {}
+    for sign in (1, -1):
+        config = TrialConfig(fusion="early", fusion_params={}, encoders={"x1": "embedding.signedproj", "x2": "embedding.mlp"},
+                             encoder_params={"x1": {"sign": sign}, "x2": {}}, train={}, seed=0)
+        infos, tensors, prebuilt = cache.trial_inputs(config, data, preprocessors_for(config, data.schema, frozen), frozen)
+        model = build_model(config, infos, data.schema.n_classes, frozen, prebuilt=prebuilt)
+        pooled[sign] = model.encoders["x1"](tensors["train"].inputs["x1"]).pooled
+        uncached = SignedProjection(infos["x1"], sign=sign)(data.tensors(preprocessors_for(config, data.schema, frozen))[1]["train"].inputs["x1"])
+        assert torch.equal(pooled[sign], uncached.pooled)
+    assert (cache.misses, cache.hits) == (1, 1)  # one feature pass for both signs
+    assert torch.equal(pooled[-1], -pooled[1])
 
 
 def test_least_recently_used_entries_are_evicted(frozen, tiny_task, tmp_path, monkeypatch):

@@ -213,3 +213,17 @@ def test_unused_padding_columns_do_not_change_the_encoding(checkpoints):
     assert full.tokens.shape == (2, 8, 16)
     assert torch.allclose(full.pooled, cut.pooled, atol=1e-6)
     assert torch.allclose(full.tokens[:, :4], cut.tokens, atol=1e-6) and not full.tokens[:, 4:].any()
+
+
+def test_mean_and_cls_pooling_share_one_cached_feature_pass(checkpoints):
+    from mmbench.cache import CachedEncoder, compute_features
+
+    info, tensors = tokenized(checkpoints["bert"])
+    assert PretrainedText.cache_params(finetune=False, pooling="cls") == PretrainedText.cache_params(finetune=False, pooling="mean")
+    shared = PretrainedText(info, pooling="mean", path=checkpoints["bert"])
+    features = compute_features(shared, {"train": tensors}, device="cpu")["train"]
+    for pooling in ("mean", "cls"):
+        direct = PretrainedText(info, pooling=pooling, path=checkpoints["bert"])(tensors)
+        cached = CachedEncoder(shared, {"finetune": False, "pooling": pooling})
+        for out in (cached(features), cached(tensors)):  # cached features, and raw inputs through the shared backbone
+            assert torch.allclose(out.pooled, direct.pooled, atol=1e-6) and torch.equal(out.mask, direct.mask)

@@ -123,6 +123,17 @@ class PretrainedText(PretrainedEncoder):
         max_length = hyperparameters.get("max_length", MAX_LENGTH)
         return PretrainedTokenizerPreprocessor(info, cls.checkpoint(hyperparameters.get("path")), max_length)
 
+    @classmethod
+    def cache_params(cls, **hyperparameters: Any) -> dict[str, Any]:
+        """Pooling is redone on the cached token states: both poolings share one backbone pass."""
+        return {k: v for k, v in hyperparameters.items() if k != "pooling"}
+
+    @classmethod
+    def from_cache(cls, encoded: Encoded, **hyperparameters: Any) -> Encoded:
+        assert encoded.tokens is not None and encoded.mask is not None
+        return Encoded(pooled=_pool(encoded.tokens, encoded.mask, hyperparameters.get("pooling", "mean")),
+                       tokens=encoded.tokens, mask=encoded.mask)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> Encoded:
         ids, mask = batch["input_ids"], batch["attention_mask"].bool()
         # Skip the padding columns no row of this batch uses (a batch of short texts in a data set
@@ -130,5 +141,8 @@ class PretrainedText(PretrainedEncoder):
         used = int(mask.any(dim=0).nonzero().max()) + 1 if mask.any() else 1
         states = self._backbone_call(input_ids=ids[:, :used], attention_mask=mask[:, :used].long()).last_hidden_state
         tokens = torch.nn.functional.pad(states, (0, 0, 0, ids.shape[1] - used))
-        pooled = tokens[:, 0] if self.pooling == "cls" else masked_mean(tokens, mask)
-        return Encoded(pooled=pooled, tokens=tokens, mask=mask)
+        return Encoded(pooled=_pool(tokens, mask, self.pooling), tokens=tokens, mask=mask)
+
+
+def _pool(tokens: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    return tokens[:, 0] if pooling == "cls" else masked_mean(tokens, mask)
