@@ -289,24 +289,26 @@ def open_study(settings: SearchSettings, plan: SearchPlan, registry: Registry) -
 
 
 def _claim_or_check(study: optuna.Study, plan: SearchPlan) -> None:
-    owner = study.user_attrs.get("mmbench.task")
+    attrs = study.user_attrs  # one read: workers starting together may be claiming the study meanwhile
+    owner = attrs.get("mmbench.task")
     objectives = ",".join(plan.objectives)
     if owner is None:
-        study.set_user_attr("mmbench.task", plan.task.name)
+        # the owner last: a worker that sees it also sees the space and objectives it is checked against
         study.set_user_attr("mmbench.space", plan.space.signature())
         study.set_user_attr("mmbench.objectives", objectives)
+        study.set_user_attr("mmbench.task", plan.task.name)
         return
     name = plan.study_name
     if owner != plan.task.name:
         raise ConfigError(f"study '{name}' belongs to task '{owner}', not '{plan.task.name}'; choose another --study")
-    if study.user_attrs.get("mmbench.space") != plan.space.signature():
+    if attrs.get("mmbench.space") != plan.space.signature():
         raise ConfigError(
             f"study '{name}' was created with a different search space (fusions, encoders or --set); "
             "resume it with the same options or choose another --study"
         )
-    if study.user_attrs.get("mmbench.objectives", "metric") != objectives:
+    if attrs.get("mmbench.objectives", "metric") != objectives:
         raise ConfigError(
-            f"study '{name}' optimises --objectives {study.user_attrs.get('mmbench.objectives', 'metric')}, "
+            f"study '{name}' optimises --objectives {attrs.get('mmbench.objectives', 'metric')}, "
             f"not {objectives}; resume it with the same objectives or choose another --study"
         )
 

@@ -98,3 +98,22 @@ def test_study_name_collision_is_a_clear_error(tiny_task, search_settings, secon
     task = tiny_task(second.pop("task_name")) if "task_name" in second else tiny_task()
     with pytest.raises(ConfigError, match=message):
         run_search(search_settings(task, study="shared", n_trials=2, max_epochs=1, **second))
+
+
+def test_a_worker_starting_while_another_claims_the_study_never_sees_half_a_claim(tiny_task, search_settings, registry, stores):
+    import optuna
+
+    from mmbench.search import _claim_or_check, plan_search
+
+    plan = plan_search(search_settings(tiny_task()), registry)
+    study = optuna.create_study(study_name=plan.study_name, storage=stores["storage"])
+    other = optuna.load_study(study_name=plan.study_name, storage=stores["storage"])
+    claim = study.set_user_attr
+
+    def claim_then_let_the_other_worker_check(key, value):
+        claim(key, value)
+        _claim_or_check(other, plan)  # a second worker starting between two writes of the claim
+
+    study.set_user_attr = claim_then_let_the_other_worker_check
+    _claim_or_check(study, plan)
+    assert study.user_attrs["mmbench.task"] == plan.task.name
