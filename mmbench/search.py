@@ -327,8 +327,6 @@ def start_tracking(tracker: Tracker, settings: SearchSettings, plan: SearchPlan,
     )
     parent_run_id = find_or_create() if study is None else shared_parent_run(study, tracker, find_or_create)
     tracker.log_dict(parent_run_id, dict(plan.task.raw), "task.yaml")
-    if plan.data.notes:  # skipped rows, ignored columns...
-        tracker.log_dict(parent_run_id, dict(plan.data.notes), "data_notes.json")
     return experiment_id, parent_run_id
 
 
@@ -370,6 +368,8 @@ def finalize(study: optuna.Study, objective: Objective, tracker: Tracker, settin
         if settings.plots:
             log_study_plots(tracker, parent_run_id, study)
     objective.best = None  # release the model's memory
+    if plan.data.notes:  # skipped rows, ignored columns, and the modalities trials streamed (known only now)
+        tracker.log_dict(parent_run_id, dict(plan.data.notes), "data_notes.json")
     tracker.finish(parent_run_id, "COMPLETE" if completed else "KILLED")
     return SearchOutcome(
         task=plan.task.name,

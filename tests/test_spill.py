@@ -3,11 +3,13 @@ with the same results as in memory."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -120,6 +122,8 @@ def test_streamed_and_in_memory_searches_give_the_same_results(tiny_task, search
     runs = [client.get_run(o.best_run_id).data for o in (in_memory, streamed)]
     assert runs[0].metrics["test_accuracy"] == runs[1].metrics["test_accuracy"]
     assert "mmbench.streamed" not in runs[0].tags and runs[1].tags["mmbench.streamed"] == "x1,x2"
+    notes = client.download_artifacts(streamed.parent_run_id, "data_notes.json", str(spill_dir.parent / "notes"))
+    assert json.loads(Path(notes).read_text())["streamed_modalities"] == ["x1", "x2"]
 
 
 def test_a_bad_budget_is_a_one_line_error(tiny_task, stores, capsys, monkeypatch):
@@ -159,13 +163,17 @@ def test_a_cgroup_memory_limit_bounds_the_available_memory(tmp_path, layout):
     assert cgroup_room(proc, tmp_path / "fs") is None
 
 
-def test_folders_of_dead_processes_are_removed(tmp_path):
+def test_folders_of_dead_processes_of_this_host_are_removed(tmp_path):
+    import socket
+
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (tmp_path / f"{dead.pid}-abc").mkdir()
-    (tmp_path / f"{os.getpid()}-def").mkdir()
-    assert remove_stale(tmp_path) == [tmp_path / f"{dead.pid}-abc"]
-    assert (tmp_path / f"{os.getpid()}-def").is_dir()
+    host = socket.gethostname()
+    (tmp_path / f"{dead.pid}@{host}+abc").mkdir()
+    (tmp_path / f"{os.getpid()}@{host}+def").mkdir()
+    (tmp_path / f"{dead.pid}@another-node+ghi").mkdir()  # a live process elsewhere on a shared scratch disk
+    assert remove_stale(tmp_path) == [tmp_path / f"{dead.pid}@{host}+abc"]
+    assert (tmp_path / f"{os.getpid()}@{host}+def").is_dir() and (tmp_path / f"{dead.pid}@another-node+ghi").is_dir()
 
 
 def test_the_spill_folder_is_removed_when_the_process_exits(tmp_path):

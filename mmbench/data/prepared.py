@@ -88,7 +88,9 @@ class PreparedData:
             else:
                 prefix = f"{name}-{_short_hash(preprocessor.key)}"
                 tensors = {split: self._spill.transform(preprocessor, self.splits[split], f"{prefix}-{split}") for split in SPLITS}
-                self.notes.setdefault("streamed_modalities", []).append(name)
+                streamed = self.notes.setdefault("streamed_modalities", [])
+                if name not in streamed:  # a second preprocessing of the same modality
+                    streamed.append(name)
             self._cache[cache_key] = (info, tensors)
         return self._cache[cache_key]
 

@@ -9,7 +9,7 @@ The budget is ``--memory-budget-gb`` / ``$MMBENCH_MEMORY_BUDGET_GB``, by default
 memory available when the data is prepared; 0 streams every modality. Files go to a folder of
 this process under ``$MMBENCH_SPILL_DIR`` (default: ``<user cache dir>/mmbench/spill``, on disk
 where ``/tmp`` may be RAM), removed at exit; a folder left by a killed process is removed by the
-next process that spills.
+next process of the same host that spills.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import math
 import mmap
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -148,7 +149,7 @@ class SpillFolder:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
                 remove_stale(self.root)
-                self._path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root))
+                self._path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}@{socket.gethostname()}+", dir=self.root))
             except OSError as error:
                 raise DataError(f"cannot create the spill folder under {self.root} ({error}); set {SPILL_VARIABLE}") from None
             atexit.register(shutil.rmtree, self._path, ignore_errors=True)
@@ -217,11 +218,15 @@ def default_spill_root() -> Path:
 
 
 def remove_stale(root: Path) -> list[Path]:
-    """Remove spill folders whose process (the number before the first ``-``) is gone."""
+    """Remove the spill folders (``<pid>@<host>+<random>``) of this host's processes that are gone.
+
+    Folders of other hosts are left alone: a shared ``$MMBENCH_SPILL_DIR`` (a cluster's scratch
+    space) holds live folders whose process numbers mean nothing here.
+    """
     removed = []
     for folder in root.iterdir():
-        pid = folder.name.split("-", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        pid, _, host = folder.name.rpartition("+")[0].partition("@")
+        if folder.is_dir() and host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -237,8 +242,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True
 
 
