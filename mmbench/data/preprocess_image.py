@@ -7,7 +7,7 @@ a chunk of rows at a time (statistics included), so no step holds a whole split'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,10 +80,7 @@ class ImagePreprocessor(Preprocessor):
             self.channels = self.channels or channels
             self.size = self.size or size
         if not self._fixed_stats:
-            stats = ChannelStats()
-            for _, arrays in self._chunks(train):
-                stats.add(arrays["x"])
-            self.mean, self.std = stats.mean_std()
+            self.mean, self.std = ChannelStats.of(arrays["x"] for _, arrays in self._chunks(train))
         return self.info.with_updates(channels=self.channels, image_size=tuple(self.size))
 
     def transform(self, split: datasets.Dataset) -> Tensors:
@@ -129,6 +126,14 @@ class ChannelStats:
         self.count = 0
         self.total: np.ndarray | float = 0.0
         self.squares: np.ndarray | float = 0.0
+
+    @classmethod
+    def of(cls, chunks: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` over chunks of pixels ``(..., C)`` in 0..255."""
+        stats = cls()
+        for values in chunks:
+            stats.add(values)
+        return stats.mean_std()
 
     def add(self, values: np.ndarray) -> None:
         """Add pixels ``(..., C)`` in 0..255."""

@@ -55,10 +55,7 @@ class VideoPreprocessor(Preprocessor):
             height, width = first.shape[:2]
             scale = min(1.0, self.max_side / max(height, width))
             self.size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        stats = ChannelStats()
-        for _, arrays in self._chunks(train):
-            stats.add(arrays["x"])
-        self.mean, self.std = stats.mean_std()
+        self.mean, self.std = ChannelStats.of(arrays["x"] for _, arrays in self._chunks(train))
         return self.info.with_updates(n_frames=self.n_frames, channels=3, image_size=tuple(self.size))
 
     def transform(self, split: datasets.Dataset) -> Tensors:
