@@ -99,10 +99,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     quiet()
-    from mmbench.data.load import load_task_data
+    from mmbench.tasks.loading import load_task_data
     from mmbench.registry import get_registry
     from mmbench.search import SearchSettings, run_search
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.files import resolve_task
 
     folder, _ = temporary_stores("cache")
     registry = get_registry()
@@ -130,9 +130,9 @@ def main() -> None:
         """Own Optuna and MLflow stores per search, one study name: the same trials and pruning decisions in all three."""
         return {"storage": f"sqlite:///{folder / f'optuna-{name}.db'}", "tracking_uri": f"sqlite:///{folder / f'mlflow-{name}.db'}"}
 
-    cold, first = timed(lambda: run_search(SearchSettings(**common, **stores("cold")), registry=registry))
-    warm, second = timed(lambda: run_search(SearchSettings(**common, **stores("warm")), registry=registry))
-    off, third = timed(lambda: run_search(SearchSettings(cache_size_gb=0, **common, **stores("off")), registry=registry))
+    cold, first = timed(lambda: run_search(SearchSettings.of(**common, **stores("cold")), registry=registry))
+    warm, second = timed(lambda: run_search(SearchSettings.of(**common, **stores("warm")), registry=registry))
+    off, third = timed(lambda: run_search(SearchSettings.of(cache_size_gb=0, **common, **stores("off")), registry=registry))
     size = sum(p.stat().st_size for p in (folder / "features").glob("*.safetensors"))
     print(f"machine: {machine()}")
     print(f"search: {source}; {sum(data.split_sizes.values())} rows, {args.n_trials} trials, <= {args.max_epochs} epochs, "

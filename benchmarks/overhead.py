@@ -1,7 +1,7 @@
 """Framework overhead: epoch time of an mmbench trial vs a hand-written PyTorch loop (goal <= 1.05).
 
 Both train the same model (same initial weights) on the same in-memory tensors with AdamW,
-gradient clipping and a validation pass per epoch. The mmbench side is :func:`mmbench.train.fit`
+gradient clipping and a validation pass per epoch. The mmbench side is :func:`mmbench.train.loop.fit`
 with the per-epoch callback a search trial uses (MLflow metrics to a SQLite store); the
 hand-written side computes validation accuracy only. Runs alternate (mmbench, hand, mmbench, ...)
 so load on a shared machine hits both alike; the figure is the ratio of median epoch times.
@@ -25,11 +25,11 @@ from _common import machine, median, quiet, temporary_stores  # noqa: E402
 
 def build(rows: int, folder: Path):
     """A synthetic two-modality task's tensors, a configuration and its model."""
-    from mmbench.config import TrialConfig
-    from mmbench.data.load import load_task_data
-    from mmbench.model import build_model, preprocessors_for
+    from mmbench.search.trials import TrialConfig
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.model import build_model, preprocessors_for
     from mmbench.registry import get_registry
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.files import resolve_task
 
     task_file = folder / "overhead.yaml"
     task_file.write_text(
@@ -47,8 +47,8 @@ def build(rows: int, folder: Path):
 
 
 def mmbench_epochs(model, tensors, n_classes, args, tracker, run_id) -> list[float]:
-    """Wall seconds per epoch of ``mmbench.train.fit`` with a search trial's tracking callback."""
-    from mmbench.train import TrainSettings, fit
+    """Wall seconds per epoch of ``mmbench.train.loop.fit`` with a search trial's tracking callback."""
+    from mmbench.train.loop import TrainSettings, fit
 
     stamps = [time.perf_counter()]
 
@@ -114,7 +114,7 @@ def main() -> None:
     quiet()
     import torch
 
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.tracker import Tracker
 
     folder, stores = temporary_stores("overhead")
     model, tensors, n_classes = build(args.rows, folder)

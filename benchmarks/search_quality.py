@@ -26,10 +26,10 @@ FALLBACK_TASK = "synth-synergy"
 
 def usable_task(name: str, data_root: Path) -> tuple[str, str]:
     """``(task, note)``: ``name`` if its data loads, else the synthetic fallback."""
-    from mmbench.data.load import load_task_data
+    from mmbench.tasks.loading import load_task_data
     from mmbench.errors import MmbenchError
     from mmbench.registry import get_registry
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.files import resolve_task
 
     registry = get_registry()
     try:
@@ -78,13 +78,13 @@ def main() -> None:
     common = dict(task=task, n_trials=args.n_trials, max_epochs=args.max_epochs, seed=args.seed, device=args.device,
                   data_root=args.data_root, plots=False, log_model=False, **stores)
     runs = {
-        "default (TPE + hyperband)": SearchSettings(study="default", **common),
-        "random (no pruning)": SearchSettings(study="random", sampler="random", pruner="none", **common),
+        "default (TPE + hyperband)": SearchSettings.of(study="default", **common),
+        "random (no pruning)": SearchSettings.of(study="random", sampler="random", pruner="none", **common),
     }
     results = {}
     for label, settings in runs.items():
         seconds, outcome = timed(lambda s=settings: run_search(s))
-        results[label] = (seconds, outcome, curve(stores["storage"], settings.study))
+        results[label] = (seconds, outcome, curve(stores["storage"], settings.store.study))
     best = max(o.best_value for _, o, _ in results.values() if o.best_value is not None)
     target = args.target if args.target is not None else 0.98 * best
     print(f"machine: {machine()}")

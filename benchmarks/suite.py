@@ -2,12 +2,12 @@
 
 For every task of the suite (default ``core``) the script runs, through mmbench's own search:
 
-* one search per **modality alone** (the task restricted by :func:`mmbench.suite.unimodal_task`,
+* one search per **modality alone** (the task restricted by :func:`mmbench.tasks.suites.unimodal_task`,
   ``early`` head on the one encoder), and
 * one search per **fusion family** (the search's ``fusion`` choice restricted to the family),
 
 each with ``--n-trials`` trials, then retrains the best configuration of each search with
-``--seeds`` seeds in all (:func:`mmbench.evaluation.seeds.rerun_seeds`). Selection is by
+``--seeds`` seeds in all (:func:`mmbench.runs.evaluation.seeds.rerun_seeds`). Selection is by
 validation score; the test metric is reported as mean ± std over the seeds. The markdown
 holds, per task: the best unimodal model, the best of each fusion family, the gap between the
 best fusion and the best unimodal model, and the task's wall time; then each family's average
@@ -109,12 +109,12 @@ def allowed_encoders(task: Any, modalities: dict[str, Any], registry: Any, exclu
 def run_arm(arm: Arm, task_ref: str, fusions: list[str], fixed: dict[str, Any], args: argparse.Namespace,
             stores: dict[str, str], registry: Any, encoders: dict[str, list[str]] | None = None) -> Arm:
     """Search (``args.n_trials`` trials), then seed reruns of the best configuration; fills ``arm``."""
-    from mmbench.evaluation.seeds import rerun_seeds, top_runs
+    from mmbench.runs.evaluation.seeds import rerun_seeds, top_runs
     from mmbench.search import SearchSettings, run_search
-    from mmbench.tracking import TAG, Tracker
+    from mmbench.tracking.tracker import TAG, Tracker
 
     started = time.perf_counter()
-    settings = SearchSettings(
+    settings = SearchSettings.of(
         task=task_ref, study=f"{arm.task}:{arm.label}".replace(" ", "-"), n_trials=args.n_trials, seed=0, device=args.device,
         data_root=args.data_root, fusions=fusions, encoders=encoders, fixed=fixed, max_epochs=args.max_epochs, pruner="none",
         plots=False, log_model=False, **stores,
@@ -139,9 +139,9 @@ def run_task(name: str, args: argparse.Namespace, stores: dict[str, str], folder
     """Every arm of one task; returns the arms, the task's wall seconds and the task."""
     import yaml
 
-    from mmbench.data.load import load_task_data
-    from mmbench.suite import unimodal_task
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.tasks.suites import unimodal_task
+    from mmbench.tasks.files import resolve_task
 
     started = time.perf_counter()
     task = resolve_task(name, registry)
@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet()
     from mmbench.registry import get_registry
-    from mmbench.search import quiet_libraries
-    from mmbench.suite import select_suite
+    from mmbench.search.study import quiet_libraries
+    from mmbench.tasks.suites import select_suite
 
     quiet_libraries()
     import torch

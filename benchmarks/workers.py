@@ -79,7 +79,7 @@ def throughput(storage: str, study: str) -> tuple[int, float, int]:
     """(finished trials, seconds from the first trial's start to the last one's end, workers seen)."""
     import optuna
 
-    from mmbench.storage import open_storage
+    from mmbench.search.storage import open_storage
 
     trials = [t for t in optuna.load_study(study_name=study, storage=open_storage(storage, heartbeat=0)).trials
               if t.state.is_finished() and t.datetime_start and t.datetime_complete]

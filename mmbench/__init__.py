@@ -29,27 +29,28 @@ _LAZY = {
     "LoadContext": "mmbench.data.provider",
     "MmbenchError": "mmbench.errors",
     "ModalityInfo": "mmbench.data.schema",
-    "Preprocessor": "mmbench.data.preprocess",
+    "Preprocessor": "mmbench.data.preprocess.base",
     "RawData": "mmbench.data.provider",
     "Schema": "mmbench.data.schema",
-    "SearchSettings": "mmbench.search",
-    "TrialConfig": "mmbench.config",
+    "SearchSettings": "mmbench.search.settings",
+    "TrialConfig": "mmbench.search.trials",
     "get_registry": "mmbench.registry",
     "mlp": "mmbench.components",
-    "run_search": "mmbench.search",
+    "run_search": "mmbench.search.study",
 }
 
 __all__ = sorted(["Categorical", "Float", "Int", "hookimpl", "__version__", *_LAZY])
 
 if TYPE_CHECKING:
     from mmbench.components import Encoded, Encoder, Fusion, mlp
-    from mmbench.config import TrialConfig
-    from mmbench.data.preprocess import Preprocessor
+    from mmbench.search.trials import TrialConfig
+    from mmbench.data.preprocess.base import Preprocessor
     from mmbench.data.provider import DatasetProvider, LoadContext, RawData
     from mmbench.data.schema import ModalityInfo, Schema
     from mmbench.errors import ConfigError, DataError, MmbenchError
     from mmbench.registry import get_registry
-    from mmbench.search import SearchSettings, run_search
+    from mmbench.search.settings import SearchSettings
+    from mmbench.search.study import run_search
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from mmbench.errors import ConfigError
 from mmbench.space import Space
 
 if TYPE_CHECKING:
-    from mmbench.data.preprocess import Preprocessor
+    from mmbench.data.preprocess.base import Preprocessor
     from mmbench.data.schema import ModalityInfo
 
 Batch = Mapping[str, torch.Tensor]
@@ -137,7 +137,7 @@ class Encoder(nn.Module):
 
     @classmethod
     def example_info(cls) -> ModalityInfo | None:
-        """The fitted modality the conformance kit (:mod:`mmbench.testing`) builds this encoder for.
+        """The fitted modality the conformance kit (:mod:`mmbench.testing.kit`) builds this encoder for.
 
         ``None`` (the default) lets the kit choose small sizes for the modality kind. Override
         when the encoder needs a particular shape, e.g. sequences only.

@@ -61,7 +61,7 @@ def search_settings(stores):
     from mmbench.search import SearchSettings
 
     def make(task, **overrides):
-        return SearchSettings(**{"task": str(task), "device": "cpu", "plots": False, **stores, **overrides})
+        return SearchSettings.of(**{"task": str(task), "device": "cpu", "plots": False, **stores, **overrides})
 
     return make
 

@@ -175,8 +175,8 @@ class MlflowServer:
 
 #: Imported once by the fork server, so each worker starts in a fraction of a second instead of
 #: paying ~10 s of CPU for torch, torchmetrics, MLflow and Optuna imports on a loaded CI machine.
-PRELOAD = ["mmbench.cli", "mmbench.search", "mmbench.train", "mmbench.metrics", "mmbench.tracking", "mmbench.storage",
-           "mmbench.guards", "mmbench.registry", "torch", "torch._dynamo", "torchmetrics", "mlflow", "optuna",
+PRELOAD = ["mmbench.cli.app", "mmbench.search.study", "mmbench.train.loop", "mmbench.train.metrics", "mmbench.tracking.tracker", "mmbench.search.storage",
+           "mmbench.train.guards", "mmbench.registry", "torch", "torch._dynamo", "torchmetrics", "mlflow", "optuna",
            "sqlalchemy", "psycopg2", "tests.servers"]
 WORKER_ENV = {"PYTHONUNBUFFERED": "1", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "OMP_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
@@ -194,7 +194,7 @@ def _run_cli(argv: list[str], cwd: str, out: str, err: str, env: dict[str, str])
 
     torch.set_num_threads(1)
     sys.argv = ["mmbench", *argv]
-    from mmbench.cli import main
+    from mmbench.cli.app import main
 
     main()
 
@@ -203,7 +203,7 @@ class Worker:
     """A ``mmbench`` command in its own process, with the parts of :class:`subprocess.Popen` the tests use.
 
     Started from a fork server that has already imported mmbench and its heavy dependencies
-    (:data:`PRELOAD`): the process then runs ``mmbench.cli.main()`` with ``sys.argv`` set, the same
+    (:data:`PRELOAD`): the process then runs ``mmbench.cli.app.main()`` with ``sys.argv`` set, the same
     code path as the ``mmbench`` console script, in a process of its own (own pid, own signals, own
     database and HTTP connections; SIGKILL kills it alone).
     """

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmbench import Encoded
-from mmbench.auxiliary import (
+from mmbench.train.auxiliary import (
     AlignmentObjective,
     build_auxiliary,
     correlation_loss,
@@ -101,7 +101,7 @@ def test_build_auxiliary_reads_the_train_block_and_rejects_mistakes():
 def test_search_suggests_aux_and_its_weight_only_when_chosen(tiny_task, search_settings, registry):
     import optuna
 
-    from mmbench.search import plan_search
+    from mmbench.search.study import plan_search
 
     plan = plan_search(search_settings(tiny_task()), registry)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -122,7 +122,7 @@ def test_search_suggests_aux_and_its_weight_only_when_chosen(tiny_task, search_s
 
 
 def test_unimodal_spaces_have_no_aux(registry):
-    from mmbench.config import build_search_space
+    from mmbench.search.trials import build_search_space
     from mmbench.data.schema import ModalityInfo, Schema
 
     schema = Schema({"x": ModalityInfo(name="x", kind="embedding", columns=("x",))}, label="y", classes=("0", "1"))
@@ -132,11 +132,11 @@ def test_unimodal_spaces_have_no_aux(registry):
 
 
 def test_the_model_carries_and_trains_the_objective(registry):
-    from mmbench.config import TrialConfig
+    from mmbench.search.trials import TrialConfig
     from mmbench.data.prepared import SplitTensors
     from mmbench.data.schema import ModalityInfo
-    from mmbench.model import build_model
-    from mmbench.train import TrainSettings, fit
+    from mmbench.train.model import build_model
+    from mmbench.train.loop import TrainSettings, fit
 
     infos = {m: ModalityInfo(name=m, kind="embedding", columns=(m,), dim=4) for m in ("x1", "x2")}
     encoder = {"hidden": 8, "n_layers": 1, "dropout": 0.0}

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from mmbench.components import Encoded, Encoder
-from mmbench.config import build_search_space
+from mmbench.search.trials import build_search_space
 from mmbench.data.schema import ModalityInfo, Schema
 from mmbench.errors import ConfigError
 from mmbench.registry import load_registry

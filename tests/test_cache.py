@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from mmbench import Categorical, Encoded, Encoder, hookimpl
-from mmbench.cache import CachedEncoder, FeatureCache, compute_features, write_safetensors
-from mmbench.config import TrialConfig
-from mmbench.data.preprocess import EmbeddingPreprocessor
+from mmbench.train.features.cache import CachedEncoder, FeatureCache, compute_features, write_safetensors
+from mmbench.search.trials import TrialConfig
+from mmbench.data.preprocess.base import EmbeddingPreprocessor
 from mmbench.registry import load_registry
-from mmbench.search import run_search
+from mmbench.search.study import run_search
 
 CHECKPOINT_VARIABLE = "MMBENCH_TEST_FROZEN_CHECKPOINT"
 SCALE_VARIABLE = "MMBENCH_TEST_FROZEN_SCALE"
@@ -122,9 +122,9 @@ def _config(seed: int = 0) -> TrialConfig:
 
 
 def _trial_inputs(cache: FeatureCache, registry, task_path: Path):
-    from mmbench.data.load import load_task_data
-    from mmbench.model import preprocessors_for
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.model import preprocessors_for
+    from mmbench.tasks.files import resolve_task
 
     data = load_task_data(resolve_task(str(task_path), registry), registry)
     config = _config()
@@ -188,10 +188,10 @@ def test_features_are_computed_shortest_first_and_returned_in_row_order():
 
 
 def test_features_past_the_memory_budget_are_spilled_and_cached_on_disk(frozen, tiny_task, tmp_path, monkeypatch):
-    from mmbench.data.load import load_task_data
-    from mmbench.data.spill import SPILL_VARIABLE, is_spilled
-    from mmbench.model import preprocessors_for
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.data.storage.spill import SPILL_VARIABLE, is_spilled
+    from mmbench.train.model import preprocessors_for
+    from mmbench.tasks.files import resolve_task
 
     monkeypatch.setenv(SPILL_VARIABLE, str(tmp_path / "spill"))
     task = tiny_task(n_samples=120)
@@ -245,9 +245,9 @@ def test_a_changed_key_input_misses(frozen, tiny_task, tmp_path, monkeypatch, ch
 
 
 def test_trials_differing_only_in_a_post_cache_hyperparameter_share_one_entry(frozen, tiny_task, tmp_path):
-    from mmbench.data.load import load_task_data
-    from mmbench.model import build_model, preprocessors_for
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.model import build_model, preprocessors_for
+    from mmbench.tasks.files import resolve_task
 
     data = load_task_data(resolve_task(str(tiny_task(n_samples=120)), frozen), frozen)
     cache = FeatureCache(root=tmp_path / "cache")
@@ -288,11 +288,11 @@ def test_cached_and_uncached_searches_give_the_same_metrics(frozen, tiny_task, s
     import optuna
     from safetensors.torch import load_file
 
-    from mmbench.data.load import load_task_data
-    from mmbench.model import build_model, preprocessors_for
-    from mmbench.tasks import resolve_task
-    from mmbench.tracking import Tracker
-    from mmbench.train import evaluate
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.model import build_model, preprocessors_for
+    from mmbench.tasks.files import resolve_task
+    from mmbench.tracking.tracker import Tracker
+    from mmbench.train.loop import evaluate
 
     task = tiny_task(n_samples=160)
     common = dict(n_trials=2, sampler="random", pruner="none", fusions=["early"],

@@ -13,9 +13,9 @@ import soundfile
 import yaml
 from PIL import Image
 
-from mmbench.data.load import load_task_data
+from mmbench.tasks.loading import load_task_data
 from mmbench.errors import ConfigError, DataError
-from mmbench.tasks import load_task_file
+from mmbench.tasks.files import load_task_file
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +142,7 @@ def test_cli_reports_bad_data_in_one_line_with_exit_2(tmp_path, stores):
         [
             sys.executable,
             "-m",
-            "mmbench.cli",
+            "mmbench.cli.app",
             "search",
             str(tmp_path / "task.yaml"),
             "--n-trials",

@@ -13,7 +13,7 @@ from mmbench.data.prepare import DataSpec, prepare
 from mmbench.data.provider import RawData
 from mmbench.data.splits import SplitSpec
 from mmbench.errors import ConfigError
-from mmbench.tasks import parse_task
+from mmbench.tasks.files import parse_task
 
 
 @pytest.fixture(autouse=True)

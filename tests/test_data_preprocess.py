@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mmbench.data.infer import infer_kind
-from mmbench.data.preprocess import default_preprocessor
+from mmbench.data.preprocess.base import default_preprocessor
 from mmbench.data.schema import ModalityInfo
 
 
@@ -134,7 +134,7 @@ def test_decoded_arrays_come_from_the_disk_cache_in_a_second_process(tmp_path, m
     expected = first.transform(split)["waveform"]
     assert list((tmp_path / "cache").glob("*.npz"))
 
-    import mmbench.data.preprocess_audio as module
+    import mmbench.data.preprocess.audio as module
 
     def fail(_):
         raise AssertionError("decoded again despite the cache")
@@ -147,7 +147,7 @@ def test_decoded_arrays_come_from_the_disk_cache_in_a_second_process(tmp_path, m
 
 @pytest.mark.parametrize("kind", ["image", "audio"])
 def test_media_is_decoded_a_chunk_at_a_time_and_decoded_once(tmp_path, monkeypatch, kind):
-    import mmbench.data.cache as cache_module
+    import mmbench.data.storage.media_cache as cache_module
 
     monkeypatch.setattr(cache_module, "DECODE_ROWS", 4)
     if kind == "image":
@@ -170,7 +170,7 @@ def test_media_is_decoded_a_chunk_at_a_time_and_decoded_once(tmp_path, monkeypat
         decoded.append(len(items))
         return original(items, column, decode, first_row=first_row)
 
-    module = __import__(f"mmbench.data.preprocess_{kind}", fromlist=["decode_each"])
+    module = __import__(f"mmbench.data.preprocess.{kind}", fromlist=["decode_each"])
     monkeypatch.setattr(module, "decode_each", counting)
     chunked = default_preprocessor(info)
     chunked.fit(split)
@@ -184,7 +184,7 @@ def test_media_is_decoded_a_chunk_at_a_time_and_decoded_once(tmp_path, monkeypat
 
 
 def test_a_bad_file_past_the_first_chunk_is_named_by_its_row_in_the_split(tmp_path, monkeypatch):
-    import mmbench.data.cache as cache_module
+    import mmbench.data.storage.media_cache as cache_module
     from mmbench.errors import DataError
 
     monkeypatch.setattr(cache_module, "DECODE_ROWS", 4)

@@ -15,10 +15,10 @@ import yaml
 from PIL import Image
 
 from mmbench import Encoded, Encoder, hookimpl
-from mmbench.data.load import load_task_data
-from mmbench.data.preprocess import default_preprocessor
+from mmbench.tasks.loading import load_task_data
+from mmbench.data.preprocess.base import default_preprocessor
 from mmbench.errors import ConfigError
-from mmbench.tasks import load_task_file
+from mmbench.tasks.files import load_task_file
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +99,7 @@ def flat_registry():
 def short_search(task_path, registry, stores, modalities, root=None):
     from mmbench.search import SearchSettings, run_search
 
-    settings = SearchSettings(
+    settings = SearchSettings.of(
         task=str(task_path),
         n_trials=2,
         max_epochs=1,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mmbench.devices import DevicePool, plan_slots
+from mmbench.infra.devices import DevicePool, plan_slots
 from mmbench.errors import ConfigError
 
 
@@ -61,7 +61,7 @@ def test_a_slot_is_never_held_by_two_trials_at_once():
 
 
 def test_the_cli_rejects_a_bad_share(stores, capsys, monkeypatch):
-    from mmbench.cli import main
+    from mmbench.cli.app import main
 
     argv = ["mmbench", "search", "--trials-per-gpu", "0", "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"], "-q"]
     monkeypatch.setattr("sys.argv", argv)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from mmbench.storage import with_driver
+from mmbench.search.storage import with_driver
 from tests.servers import MlflowServer, PostgresServer, Worker, start_cli
 
 N_WORKERS = 4
@@ -52,7 +52,7 @@ def start_worker(task: Path, study: str, storage: str, tracking: str, *, seed: i
 
 def study_runs(tracking: str, task: str, study: str) -> tuple[list, list]:
     """(parent runs, trial runs) of a study in the tracking store."""
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.tracker import Tracker
 
     tracker = Tracker(tracking)
     experiments = list(tracker.task_experiments(task))
@@ -94,7 +94,7 @@ def test_four_workers_share_one_postgres_study(tmp_path, postgres: PostgresServe
         assert "Traceback" not in err, err[-3000:]
 
     study = optuna.load_study(study_name="four", storage=with_driver(storage))
-    from mmbench.resume import finished_count
+    from mmbench.search.resume import finished_count
 
     assert finished_count(study) >= N_TRIALS
     parents, runs = study_runs(mlflow_server.url, "dist-four", "four")
@@ -103,8 +103,8 @@ def test_four_workers_share_one_postgres_study(tmp_path, postgres: PostgresServe
     # the work was shared: trials ran in more than one worker process
     assert len({r.data.tags["mmbench.worker"] for r in runs}) >= 2
 
-    from mmbench.leaderboard import leaderboard
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.leaderboard import leaderboard
+    from mmbench.tracking.tracker import Tracker
 
     rows = leaderboard(Tracker(mlflow_server.url), task="dist-four")
     best = max(t.value for t in study.trials if t.state.name == "COMPLETE")
@@ -139,7 +139,7 @@ def test_two_workers_share_one_journal_file_study(tmp_path, mlflow_server: Mlflo
 
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    from mmbench.resume import finished_count
+    from mmbench.search.resume import finished_count
 
     study = optuna.load_study(study_name="journal", storage=JournalStorage(JournalFileBackend(str(log))))
     assert finished_count(study) >= 8

@@ -9,10 +9,10 @@ import statistics
 import pytest
 import torch
 
-from mmbench.evaluation.contributions import shapley_values, shares
-from mmbench.evaluation.report import pareto_front
-from mmbench.evaluation.robustness import effective_robustness, perturb, relative_robustness
-from mmbench.evaluation.seeds import mark_within_noise, mean_std, within_noise
+from mmbench.runs.evaluation.contributions import shapley_values, shares
+from mmbench.runs.evaluation.report import pareto_front
+from mmbench.runs.evaluation.robustness import effective_robustness, perturb, relative_robustness
+from mmbench.runs.evaluation.seeds import mark_within_noise, mean_std, within_noise
 
 
 def _game(players, value_of):

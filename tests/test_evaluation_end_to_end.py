@@ -28,14 +28,14 @@ split: {validation: 0.25, test: 0.25, seed: 0}
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     """A finished search with robustness, baselines and 2 seeds; returns what tests need."""
-    from mmbench.evaluation import post_search
+    from mmbench.runs.evaluation import post_search
     from mmbench.registry import load_registry
     from mmbench.search import SearchSettings, run_search
 
     root = tmp_path_factory.mktemp("evaluation")
     task = root / "unique.yaml"
     task.write_text(TASK)
-    settings = SearchSettings(
+    settings = SearchSettings.of(
         task=str(task), n_trials=1, device="cpu", plots=False, pruner="none",
         storage=f"sqlite:///{root / 'optuna.db'}", tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
         fusions=["early"], encoders={"embedding": ["embedding.mlp"]}, max_epochs=8,
@@ -48,9 +48,9 @@ def searched(tmp_path_factory):
 
 
 def _tracker(searched):
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.tracker import Tracker
 
-    return Tracker(searched["settings"].tracking_uri)
+    return Tracker(searched["settings"].store.tracking_uri)
 
 
 def _metrics(searched):
@@ -89,9 +89,9 @@ def test_every_trial_records_its_efficiency(searched):
 
 
 def test_measure_latency_is_milliseconds_per_example(searched):
-    from mmbench.evaluation.efficiency import measure_latency
-    from mmbench.predict import load_model
-    from mmbench.reproduce import load_source
+    from mmbench.train.efficiency import measure_latency
+    from mmbench.runs.predict import load_model
+    from mmbench.runs.reproduce import load_source
 
     source = load_source(_tracker(searched), searched["outcome"].best_run_id, searched["registry"])
     model = load_model(_tracker(searched), source, searched["registry"], retrain=False)
@@ -99,7 +99,7 @@ def test_measure_latency_is_milliseconds_per_example(searched):
 
 
 def test_reproduce_gives_identical_metrics_on_cpu(searched):
-    from mmbench.reproduce import reproduce
+    from mmbench.runs.reproduce import reproduce
 
     outcome = reproduce(_tracker(searched), searched["outcome"].best_run_id, searched["registry"])
     assert outcome.fingerprint_matches
@@ -108,7 +108,7 @@ def test_reproduce_gives_identical_metrics_on_cpu(searched):
 
 
 def _test_rows(searched):
-    from mmbench.reproduce import load_source
+    from mmbench.runs.reproduce import load_source
 
     source = load_source(_tracker(searched), searched["outcome"].best_run_id, searched["registry"])
     return source, list(source.data.splits["test"])
@@ -116,7 +116,7 @@ def _test_rows(searched):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_predict_round_trips_the_test_rows(searched, tmp_path, suffix):
-    from mmbench.predict import predict_file
+    from mmbench.runs.predict import predict_file
 
     _, rows = _test_rows(searched)
     data = tmp_path / f"rows{suffix}"
@@ -141,7 +141,7 @@ def test_predict_round_trips_the_test_rows(searched, tmp_path, suffix):
 
 
 def test_evaluate_a_labelled_file_matches_the_test_split(searched, tmp_path):
-    from mmbench.evaluation import evaluate_run
+    from mmbench.runs.evaluation import evaluate_run
 
     _, rows = _test_rows(searched)
     data = tmp_path / "rows.jsonl"
@@ -153,7 +153,7 @@ def test_evaluate_a_labelled_file_matches_the_test_split(searched, tmp_path):
 
 
 def test_seed_reruns_give_mean_and_std_on_the_leaderboard(searched):
-    from mmbench.leaderboard import leaderboard
+    from mmbench.tracking.leaderboard import leaderboard
 
     tracker = _tracker(searched)
     assert len(searched["done"]["seed_runs"]) == 1
@@ -168,7 +168,7 @@ def test_seed_reruns_give_mean_and_std_on_the_leaderboard(searched):
 
 
 def test_baselines_and_fusion_gain(searched):
-    from mmbench.leaderboard import leaderboard
+    from mmbench.tracking.leaderboard import leaderboard
 
     baselines = {b.modality: b for b in searched["done"]["baselines"]}
     assert set(baselines) == {"x1", "x2"}
@@ -180,8 +180,8 @@ def test_baselines_and_fusion_gain(searched):
 
 
 def test_runs_without_weights_need_retraining(searched):
-    from mmbench.predict import load_model
-    from mmbench.reproduce import load_source
+    from mmbench.runs.predict import load_model
+    from mmbench.runs.reproduce import load_source
 
     seed_run = searched["done"]["seed_runs"][0]
     source = load_source(_tracker(searched), seed_run, searched["registry"])
@@ -190,7 +190,7 @@ def test_runs_without_weights_need_retraining(searched):
 
 
 def test_report_has_every_section_and_is_logged(searched, tmp_path):
-    from mmbench.evaluation.report import SECTIONS, write_report
+    from mmbench.runs.evaluation.report import SECTIONS, write_report
 
     path = write_report(_tracker(searched), "unique-signal", tmp_path / "report.html")
     page = path.read_text()
@@ -205,10 +205,10 @@ def test_report_has_every_section_and_is_logged(searched, tmp_path):
 
 
 def test_cli_commands(searched, tmp_path):
-    from mmbench.cli import app
+    from mmbench.cli.app import app
 
     runner = CliRunner()
-    uri = ["--tracking-uri", searched["settings"].tracking_uri]
+    uri = ["--tracking-uri", searched["settings"].store.tracking_uri]
     run_id = searched["outcome"].best_run_id
     result = runner.invoke(app, ["evaluate", run_id, "--split", "validation", "--contributions", "--format", "json", *uri])
     assert result.exit_code == 0, result.output
@@ -227,9 +227,9 @@ def test_cli_commands(searched, tmp_path):
 
 
 def test_user_mistakes_are_one_line_errors(searched, tmp_path):
-    from mmbench.cli import app
+    from mmbench.cli.app import app
 
-    uri = ["--tracking-uri", searched["settings"].tracking_uri]
+    uri = ["--tracking-uri", searched["settings"].store.tracking_uri]
     runner = CliRunner()
     result = runner.invoke(app, ["evaluate", "0123456789abcdef", *uri])
     assert isinstance(result.exception, TrackingError) and "no run '0123456789abcdef'" in str(result.exception)

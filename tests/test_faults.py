@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mmbench import Encoded, Encoder, hookimpl
-from mmbench.storage import with_driver
+from mmbench.search.storage import with_driver
 from tests.servers import MlflowServer, PostgresServer, start_cli
 from tests.test_distributed import assert_consistent, start_worker, study_runs, write_task
 
@@ -44,7 +44,7 @@ def test_sigkilled_worker_trial_fails_by_heartbeat_and_study_completes(tmp_path,
     retries = [t for t in study.trials if t.user_attrs.get("mmbench.retry_of") == victim_trial]
     assert len(retries) == 1 and retries[0].params == killed.params
 
-    from mmbench.resume import finished_count
+    from mmbench.search.resume import finished_count
 
     assert finished_count(study) >= n_trials  # the interrupted trial does not count; the others made up for it
     parents, runs = study_runs(mlflow_server.url, "fault-kill", "kill")
@@ -60,7 +60,7 @@ def _wait_for_running_trial(storage_url: str, study_name: str, workers: dict, ti
     """(worker process, trial number) of a trial RUNNING with its MLflow run started, once every worker ran one.
 
     Waiting until each worker has started a trial means each is past its start-up, where a search
-    closes the trials of dead workers of its own machine at once (:mod:`mmbench.resume`, reason
+    closes the trials of dead workers of its own machine at once (:mod:`mmbench.search.resume`, reason
     "stopped during the trial"); after that only the survivors' heartbeat check can find the
     killed worker's trial - the mechanism that also works across machines, which this test is about.
     """
@@ -93,7 +93,7 @@ def _wait_for_running_trial(storage_url: str, study_name: str, workers: dict, ti
 def test_a_configuration_whose_workers_keep_dying_is_retried_at_most_max_retry_times():
     from optuna.trial import create_trial
 
-    from mmbench.storage import MAX_RETRY, StaleTrialHandler
+    from mmbench.search.storage import MAX_RETRY, StaleTrialHandler
 
     handler = StaleTrialHandler()
     for history, (requeue, exhausted) in (([], (True, False)), (list(range(MAX_RETRY - 1)), (True, False)),
@@ -138,7 +138,7 @@ def test_sigint_leaves_a_killed_run_and_resume_continues(tmp_path, stores, mlflo
     (run,) = runs
     assert run.info.status == "KILLED" and run.data.tags["mmbench.state"] == "KILLED"
     assert "stopped by SIGINT" in run.data.tags["mmbench.reason"]
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.tracker import Tracker
 
     history = Tracker(mlflow_server.url).client.get_metric_history(run.info.run_id, "train_loss")
     assert len(history) == epochs_done  # the interrupted epoch's report reached MLflow
@@ -147,7 +147,7 @@ def test_sigint_leaves_a_killed_run_and_resume_continues(tmp_path, stores, mlflo
     _, err = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, err[-3000:]
     study = optuna.load_study(study_name="fault-sigint", storage=stores["storage"])
-    from mmbench.resume import finished_count
+    from mmbench.search.resume import finished_count
 
     assert finished_count(study) == 2
     retry = next(t for t in study.trials if t.user_attrs.get("mmbench.retry_of") == 0)
@@ -169,7 +169,7 @@ def _has_reported_epoch(database: str) -> bool:
 
 
 def test_sigterm_stops_at_the_next_epoch_boundary():
-    from mmbench.signals import StopRequested, check_stop, graceful_stop, stop_requested
+    from mmbench.infra.signals import StopRequested, check_stop, graceful_stop, stop_requested
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(StopRequested) as stopped, graceful_stop():
@@ -249,7 +249,7 @@ def test_broken_plugins_fail_their_trials_with_the_reason_and_the_search_goes_on
                                                                                  mlflow_server: MlflowServer):
     from mmbench.registry import load_registry
     from mmbench.search import SearchSettings, run_search
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.tracker import Tracker
 
     registry = load_registry(extra_plugins=[("broken", BrokenPlugin())])
     names = [*EXPECTED_REASONS, "embedding.mlp"]
@@ -258,7 +258,7 @@ def test_broken_plugins_fail_their_trials_with_the_reason_and_the_search_goes_on
     study = optuna.create_study(study_name="fault-plugins", storage=stores["storage"], direction="maximize")
     for name in names:
         study.enqueue_trial({"encoder.x1": name})
-    settings = SearchSettings(task=str(task), n_trials=len(names), pruner="none", device="cpu", plots=False, log_model=False,
+    settings = SearchSettings.of(task=str(task), n_trials=len(names), pruner="none", device="cpu", plots=False, log_model=False,
                               storage=stores["storage"], tracking_uri=mlflow_server.url)
     outcome = run_search(settings, registry=registry)
 
@@ -279,8 +279,8 @@ def test_a_fusion_with_the_wrong_number_of_logits_is_named():
     from mmbench.components import Fusion
     from mmbench.data.prepared import SplitTensors
     from mmbench.errors import TrialError
-    from mmbench.guards import check_model_outputs
-    from mmbench.model import MultimodalModel
+    from mmbench.train.guards import check_model_outputs
+    from mmbench.train.model import MultimodalModel
 
     class ThreeLogits(Fusion):
         name = "three"
@@ -312,7 +312,7 @@ class OperationalError(Exception):
 def test_transient_errors_are_retried_with_backoff_and_others_are_not(monkeypatch):
     from sqlalchemy.exc import OperationalError as SqlOperationalError
 
-    from mmbench import retry
+    from mmbench.infra import retry
 
     monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
     calls = []
@@ -347,7 +347,7 @@ def test_transient_errors_are_retried_with_backoff_and_others_are_not(monkeypatc
 
 def test_storage_survives_a_dropped_connection(postgres: PostgresServer):
     """The server closes every connection (as on a restart or failover); the next calls still work."""
-    from mmbench.storage import open_storage
+    from mmbench.search.storage import open_storage
 
     url = postgres.database("dropped")
     study = optuna.create_study(study_name="dropped", storage=open_storage(url, heartbeat=0), direction="maximize")
@@ -362,10 +362,10 @@ def test_credentials_never_reach_error_messages_or_logs(postgres: PostgresServer
     """A wrong password, an unreachable database, an unreachable tracking server: no password shown."""
     from urllib.parse import quote
 
-    from mmbench import retry
+    from mmbench.infra import retry
     from mmbench.errors import ConfigError, TrackingError
-    from mmbench.storage import open_storage
-    from mmbench.tracking import Tracker
+    from mmbench.search.storage import open_storage
+    from mmbench.tracking.tracker import Tracker
 
     monkeypatch.setattr(retry.time, "sleep", lambda seconds: None)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -384,7 +384,7 @@ def test_credentials_never_reach_error_messages_or_logs(postgres: PostgresServer
     for text in [*messages, *(record.getMessage() for record in caplog.records)]:
         assert secret not in text and quote(secret, safe="") not in text and "wr0ng" not in text, text
     assert all(":***@" in message for message in messages), messages
-    from mmbench.tracking import redact_url
+    from mmbench.tracking.tracker import redact_url
 
     # a password written with a raw '@' is hidden whole, not up to its first '@'
     assert redact_url("http://alice:p@ss@host:5000 and postgresql://u:pw@db/x") == \

@@ -143,8 +143,8 @@ def test_hybrid_learned_mix_moves_and_bad_settings_are_config_errors():
 @pytest.fixture(scope="module")
 def synergy():
     """The built-in synthetic provider in synergy mode: label = XOR of two modalities' hidden bits."""
-    from mmbench.data.load import load_task_data
-    from mmbench.tasks import parse_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.tasks.files import parse_task
 
     task = parse_task({
         "name": "synergy", "label": "label", "metric": "accuracy",
@@ -155,9 +155,9 @@ def synergy():
 
 
 def _test_accuracy(data, fusion: str, params: dict, seed: int) -> float:
-    from mmbench.config import TrialConfig
-    from mmbench.model import build_model, preprocessors_for
-    from mmbench.train import TrainSettings, fit
+    from mmbench.search.trials import TrialConfig
+    from mmbench.train.model import build_model, preprocessors_for
+    from mmbench.train.loop import TrainSettings, fit
 
     registry = load_registry()
     encoder = {"hidden": 16, "n_layers": 1, "dropout": 0.0}

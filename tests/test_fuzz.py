@@ -75,7 +75,7 @@ def expect_clean(function, *args, **kwargs) -> None:
 @fuzz(450)
 @given(st.one_of(values, mutated_tasks()))
 def test_parse_task_accepts_or_names_the_problem(content):
-    from mmbench.tasks import parse_task
+    from mmbench.tasks.files import parse_task
 
     expect_clean(parse_task, content, source=Path("fuzz.yaml"))
 
@@ -94,7 +94,7 @@ yaml_text = st.one_of(
 @example(b"? '\n\n'")  # a key that is only newlines: the message must still be one line
 @example(b"name: t\nlabel: l\ndata: {provider: p}\nmetric: \"acc\\tx\\ny\"")
 def test_load_task_file_accepts_or_names_the_file(data):
-    from mmbench.tasks import load_task_file
+    from mmbench.tasks.files import load_task_file
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "task.yaml"
@@ -138,9 +138,9 @@ def flatten(items) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cli_main():
-    """``mmbench.cli.main`` with the search stubbed out and the registry loaded once."""
-    import mmbench.search
-    from mmbench.cli import main
+    """``mmbench.cli.app.main`` with the search stubbed out and the registry loaded once."""
+    import mmbench.search.study
+    from mmbench.cli.app import main
     from mmbench.registry import get_registry
 
     get_registry()
@@ -148,10 +148,10 @@ def cli_main():
     def stub(*args, **kwargs):
         raise Reached
 
-    saved = mmbench.search.run_search, mmbench.search.run_suite
-    mmbench.search.run_search = mmbench.search.run_suite = stub
+    saved = mmbench.search.study.run_search, mmbench.search.study.run_suite
+    mmbench.search.study.run_search = mmbench.search.study.run_suite = stub
     yield main
-    mmbench.search.run_search, mmbench.search.run_suite = saved
+    mmbench.search.study.run_search, mmbench.search.study.run_suite = saved
 
 
 def run_main(main, argv: list[str]) -> tuple[int, str]:
@@ -189,7 +189,7 @@ def test_cli_arguments_never_escape_as_a_traceback(cli_main, argv):
 
 def test_a_task_file_cannot_run_code(tmp_path):
     from mmbench.errors import ConfigError
-    from mmbench.tasks import load_task_file
+    from mmbench.tasks.files import load_task_file
 
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"

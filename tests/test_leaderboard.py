@@ -10,9 +10,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from mmbench.cli import app
-from mmbench.leaderboard import average_ranks, leaderboard, render
-from mmbench.tracking import TAG, Tracker
+from mmbench.cli.app import app
+from mmbench.tracking.leaderboard import average_ranks, leaderboard, render
+from mmbench.tracking.tracker import TAG, Tracker
 
 
 def _run(tracker: Tracker, task: str, combination: str, *, val: float, test: float, seed: int = 0,

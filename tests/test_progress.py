@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from mmbench.progress import PlainReporter, QuietReporter, default_reporter
+from mmbench.search.progress import PlainReporter, QuietReporter, default_reporter
 
 
 def test_plain_lines_follow_each_trial_from_start_to_end():

@@ -21,7 +21,7 @@ def test_search_then_leaderboard_agree_with_optuna(stores):
     study = optuna.load_study(study_name="synth-mixed", storage=stores["storage"])
     assert len(study.trials) == 4
 
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.tracker import Tracker
 
     tracker = Tracker(stores["tracking_uri"])
     experiments = tracker.task_experiments("synth-mixed")
@@ -49,7 +49,7 @@ def test_resume_runs_only_the_missing_trials(stores):
     study = optuna.load_study(study_name="synth-mixed", storage=stores["storage"])
     assert len(study.trials) == 3
 
-    from mmbench.tracking import Tracker
+    from mmbench.tracking.tracker import Tracker
 
     tracker = Tracker(stores["tracking_uri"])
     runs = tracker.trial_runs(list(tracker.task_experiments("synth-mixed")))
@@ -71,7 +71,7 @@ def test_unknown_task_is_one_line_exit_2():
 def test_help_does_not_import_heavy_modules():
     code = (
         "import sys\n"
-        "from mmbench.cli import app\n"
+        "from mmbench.cli.app import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'mlflow', 'torchmetrics', 'transformers', 'optuna', 'datasets') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from mmbench.leaderboard import leaderboard
-from mmbench.search import run_search
-from mmbench.tracking import Tracker
+from mmbench.tracking.leaderboard import leaderboard
+from mmbench.search.study import run_search
+from mmbench.tracking.tracker import Tracker
 
 
 @pytest.mark.parametrize(("second", "metric"), [("params", "n_parameters"), ("latency", "latency_ms")])

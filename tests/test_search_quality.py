@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmbench.search import run_search
+from mmbench.search.study import run_search
 
 SYNERGY_BUDGET = 8
 SYNERGY_ACCURACY = 0.85

@@ -13,8 +13,8 @@ import optuna
 import pytest
 
 from mmbench.errors import ConfigError
-from mmbench.search import run_search
-from mmbench.tracking import Tracker
+from mmbench.search.study import run_search
+from mmbench.tracking.tracker import Tracker
 
 
 def _wait_for_running_trial(storage: str, process: subprocess.Popen, limit: float = 120.0) -> None:
@@ -48,7 +48,7 @@ def test_sigkilled_worker_trial_is_closed_and_retried(tiny_task, stores):
 
     from mmbench.search import SearchSettings
 
-    settings = SearchSettings(task=str(task), n_trials=2, max_epochs=1, device="cpu", plots=False, pruner="none",
+    settings = SearchSettings.of(task=str(task), n_trials=2, max_epochs=1, device="cpu", plots=False, pruner="none",
                               fixed={"train.patience": 100000}, **stores)
     outcome = run_search(settings)
     study = optuna.load_study(study_name="tiny", storage=stores["storage"])
@@ -103,7 +103,7 @@ def test_study_name_collision_is_a_clear_error(tiny_task, search_settings, secon
 def test_a_worker_starting_while_another_claims_the_study_never_sees_half_a_claim(tiny_task, search_settings, registry, stores):
     import optuna
 
-    from mmbench.search import _claim_or_check, plan_search
+    from mmbench.search.study import _claim_or_check, plan_search
 
     plan = plan_search(search_settings(tiny_task()), registry)
     study = optuna.create_study(study_name=plan.study_name, storage=stores["storage"])

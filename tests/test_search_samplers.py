@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 from mmbench.errors import ConfigError
-from mmbench.search import run_search
-from mmbench.tracking import Tracker
+from mmbench.search.study import run_search
+from mmbench.tracking.tracker import Tracker
 
 NUMERIC_ONLY = {"fusions": ["early"], "encoders": {"embedding": ["embedding.mlp"]}, "fixed": {"train.batch_size": 32, "train.aux": "none"}}
 FIXED_ALL_BUT_TWO = {
@@ -30,7 +30,7 @@ def test_grid_runs_each_point_of_the_conditional_space_once(tiny_task, search_se
     settings = search_settings(tiny_task(), sampler="grid", fusions=["early", "late"], max_epochs=1,
                                encoders={"embedding": ["embedding.mlp"]}, fixed=FIXED_ALL_BUT_TWO)
     outcome = run_search(settings)
-    study = optuna.load_study(study_name="tiny", storage=settings.storage)
+    study = optuna.load_study(study_name="tiny", storage=settings.store.storage)
     points = sorted(tuple(sorted(t.params.items())) for t in study.trials)
     assert outcome.n_trials == 4 and len(set(points)) == 4
     assert sorted(p for p in points) == sorted([
@@ -58,11 +58,11 @@ def test_other_samplers_run(tiny_task, search_settings, sampler):
     settings = search_settings(tiny_task(), sampler=sampler, n_trials=3, max_epochs=1, pruner="none", **NUMERIC_ONLY)
     outcome = run_search(settings)
     assert outcome.n_complete == 3
-    study = optuna.load_study(study_name="tiny", storage=settings.storage)
+    study = optuna.load_study(study_name="tiny", storage=settings.store.storage)
     expected = {"cmaes": "CmaEsSampler", "gp": "GPSampler", "random": "RandomSampler"}[sampler]
     assert study.user_attrs["mmbench.task"] == "tiny"
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 3
-    from mmbench.samplers import make_sampler
+    from mmbench.search.samplers import make_sampler
 
     assert type(make_sampler(sampler, seed=0, suggest=lambda t: None)).__name__ == expected
 

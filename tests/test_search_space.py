@@ -6,9 +6,9 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from mmbench.cli import app
+from mmbench.cli.app import app
 from mmbench.errors import ConfigError
-from mmbench.search import plan_search
+from mmbench.search.study import plan_search
 
 
 def _suggested(space, registry, n=12):

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmbench.data import spill
-from mmbench.data.prefetch import read_ahead
-from mmbench.data.preprocess import EmbeddingPreprocessor
-from mmbench.data.spill import SpillFolder, cgroup_room, is_spilled, memory_budget, remove_stale
+from mmbench.data.storage import spill
+from mmbench.data.storage.prefetch import read_ahead
+from mmbench.data.preprocess.base import EmbeddingPreprocessor
+from mmbench.data.storage.spill import SpillFolder, cgroup_room, is_spilled, memory_budget, remove_stale
 from mmbench.errors import ConfigError, DataError
 
 
@@ -32,8 +32,8 @@ def spill_dir(tmp_path, monkeypatch):
 
 
 def _load(tiny_task, registry, n_samples=120):
-    from mmbench.data.load import load_task_data
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.tasks.files import resolve_task
 
     return load_task_data(resolve_task(str(tiny_task(n_samples=n_samples)), registry), registry)
 
@@ -106,8 +106,8 @@ def test_bfloat16_tensors_round_trip_through_spill_files(tmp_path):
 def test_streamed_and_in_memory_searches_give_the_same_results(tiny_task, search_settings, registry, stores, spill_dir):
     import optuna
 
-    from mmbench.search import run_search
-    from mmbench.tracking import Tracker
+    from mmbench.search.study import run_search
+    from mmbench.tracking.tracker import Tracker
 
     task = tiny_task(n_samples=160)
     common = dict(n_trials=2, sampler="random", pruner="none", log_model=False)
@@ -127,7 +127,7 @@ def test_streamed_and_in_memory_searches_give_the_same_results(tiny_task, search
 
 
 def test_a_bad_budget_is_a_one_line_error(tiny_task, stores, capsys, monkeypatch):
-    from mmbench.cli import main
+    from mmbench.cli.app import main
 
     with pytest.raises(ConfigError, match="--memory-budget-gb must be 0"):
         memory_budget(-1)
@@ -180,8 +180,8 @@ def test_the_spill_folder_is_removed_when_the_process_exits(tmp_path):
     root = tmp_path / "spill"
     script = (
         "import torch, datasets; from pathlib import Path\n"
-        "from mmbench.data.spill import SpillFolder\n"
-        "from mmbench.data.preprocess import EmbeddingPreprocessor\n"
+        "from mmbench.data.storage.spill import SpillFolder\n"
+        "from mmbench.data.preprocess.base import EmbeddingPreprocessor\n"
         "from mmbench.data.schema import ModalityInfo\n"
         "rows = datasets.Dataset.from_dict({'e': [[1.0, 2.0]] * 5})\n"
         "folder = SpillFolder(Path(r'%s'))\n"
@@ -224,7 +224,7 @@ def test_read_ahead_keeps_order_raises_where_it_failed_and_stops_with_the_consum
 
 
 def test_spilled_batches_are_read_ahead_in_a_thread_and_in_memory_ones_directly(tmp_path, monkeypatch):
-    import mmbench.train as train_module
+    import mmbench.train.loop as train_module
     from mmbench.data.prepared import SplitTensors
 
     values = torch.randn(10, 3)

@@ -63,7 +63,7 @@ def suite_registry(tmp_path, monkeypatch):
 
 
 def test_builtin_suites_name_the_calibrated_tasks(registry):
-    from mmbench.suite import suite_tasks
+    from mmbench.tasks.suites import suite_tasks
 
     assert suite_tasks("core", registry) == ["av-digits-hard", "petfinder", "synth-redundant", "synth-synergy", "synth-unique"]
     assert suite_tasks("synthetic", registry) == ["synth-mixed", "synth-redundant", "synth-synergy", "synth-unique"]
@@ -72,8 +72,8 @@ def test_builtin_suites_name_the_calibrated_tasks(registry):
 
 
 def test_suites_must_be_a_list_of_names(tmp_path):
-    from mmbench.suite import suites_of
-    from mmbench.tasks import load_task_file
+    from mmbench.tasks.suites import suites_of
+    from mmbench.tasks.files import load_task_file
 
     path = tmp_path / "bad.yaml"
     path.write_text(TINY.format(name="bad", mode="unique", suites="{core: 1}", n_trials=1))
@@ -82,7 +82,7 @@ def test_suites_must_be_a_list_of_names(tmp_path):
 
 
 def test_missing_data_is_refused_before_any_work_naming_task_and_path(registry, tmp_path):
-    from mmbench.suite import select_suite
+    from mmbench.tasks.suites import select_suite
 
     with pytest.raises(DataError, match=r"suite 'core': task 'av-digits-hard' needs .*fsdd/recordings/\*\.wav.*"
                                         r"task 'petfinder' needs .*petfinder/val\.csv.*--data-root"):
@@ -103,9 +103,9 @@ def test_missing_data_is_refused_before_any_work_naming_task_and_path(registry, 
 def test_cli_suite_runs_each_task_with_its_budget_resumes_and_ranks_across_tasks(suite_registry, stores, one_torch_thread):
     import optuna
 
-    from mmbench.cli import app
-    from mmbench.leaderboard import average_ranks, leaderboard
-    from mmbench.tracking import Tracker
+    from mmbench.cli.app import app
+    from mmbench.tracking.leaderboard import average_ranks, leaderboard
+    from mmbench.tracking.tracker import Tracker
 
     runner = CliRunner()
     args = ["search", "--suite", "tiny", "--device", "cpu", "--no-plots", "--quiet", "--storage", stores["storage"],
@@ -135,7 +135,7 @@ def test_cli_suite_runs_each_task_with_its_budget_resumes_and_ranks_across_tasks
 
 
 def test_cli_suite_user_mistakes(suite_registry):
-    from mmbench.cli import app
+    from mmbench.cli.app import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["search", "--suite", "tiyn"])
@@ -149,9 +149,9 @@ def test_cli_suite_user_mistakes(suite_registry):
 
 
 def test_unimodal_task_keeps_rows_and_drops_the_other_modalities(registry):
-    from mmbench.data.load import load_task_data
-    from mmbench.suite import unimodal_task
-    from mmbench.tasks import parse_task, resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.tasks.suites import unimodal_task
+    from mmbench.tasks.files import parse_task, resolve_task
 
     task = parse_task({**yaml.safe_load(TINY.format(name="deg", mode="unique", suites="[]", n_trials=1)),
                        "modalities": {}})
@@ -186,9 +186,9 @@ TRAIN = {"lr": 0.01, "batch_size": 64, "weight_decay": 0.0, "max_epochs": 10, "p
 
 def _test_accuracy(task, registry, data=None) -> float:
     """Test accuracy of one fixed configuration (early fusion of small MLPs) trained as a trial is."""
-    from mmbench.config import TrialConfig
-    from mmbench.data.load import load_task_data
-    from mmbench.reproduce import config_tensors, train_config
+    from mmbench.search.trials import TrialConfig
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.runs.reproduce import config_tensors, train_config
 
     data = data or load_task_data(task, registry)
     modalities = list(data.schema.modalities)
@@ -200,9 +200,9 @@ def _test_accuracy(task, registry, data=None) -> float:
 
 def _scores(name: str, registry) -> dict[str, float]:
     """The built-in task (key ``fusion``) and each of its one-modality restrictions (keys x1, x2)."""
-    from mmbench.data.load import load_task_data
-    from mmbench.suite import unimodal_task
-    from mmbench.tasks import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.tasks.suites import unimodal_task
+    from mmbench.tasks.files import resolve_task
 
     task = resolve_task(name, registry)
     full = load_task_data(task, registry)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from mmbench.search import run_search
-from mmbench.tracking import Tracker, redact_url
+from mmbench.search.study import run_search
+from mmbench.tracking.tracker import Tracker, redact_url
 
 
 def _runs(tracking_uri: str, task: str):
@@ -56,11 +56,11 @@ def test_best_model_reloads_from_safetensors_and_pytorch_flavour(tiny_task, sear
     import yaml
     from safetensors.torch import load_file
 
-    from mmbench.config import TrialConfig
-    from mmbench.data.load import load_task_data
-    from mmbench.model import build_model, preprocessors_for
-    from mmbench.tasks import resolve_task
-    from mmbench.train import evaluate
+    from mmbench.search.trials import TrialConfig
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.model import build_model, preprocessors_for
+    from mmbench.tasks.files import resolve_task
+    from mmbench.train.loop import evaluate
 
     task_path = tiny_task()
     outcome = run_search(search_settings(task_path, n_trials=2, pruner="none", fusions=["early"]))

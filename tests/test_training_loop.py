@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmbench.config import TrialConfig
+from mmbench.search.trials import TrialConfig
 from mmbench.data.prepared import SplitTensors
 from mmbench.data.schema import ModalityInfo
 from mmbench.errors import ConfigError, TrialError
-from mmbench.model import build_model
-from mmbench.train import EpochReport, TrainSettings, fit, resolve_device
+from mmbench.train.model import build_model
+from mmbench.train.loop import EpochReport, TrainSettings, fit, resolve_device
 
 INFOS = {m: ModalityInfo(name=m, kind="embedding", columns=(m,), dim=6) for m in ("x1", "x2")}
 

@@ -33,7 +33,7 @@ class DataSpec:
         split: how to split unsplit data.
         extra: settings that change the data and so belong in the fingerprint.
         on_bad_rows: ``"error"`` (default) or ``"skip"`` (drop bad rows, counted in the notes).
-        degrade: the task's ``data.degrade`` block (:mod:`mmbench.data.degrade`).
+        degrade: the task's ``data.degrade`` block (:mod:`mmbench.data.degrade.base`).
     """
 
     label: str
@@ -64,7 +64,7 @@ def prepare(raw: RawData, spec: DataSpec) -> PreparedData:
     splits = _split(replace(raw, splits=checked), spec)
     classes = _classes(splits, spec.label)
     if spec.degrade:
-        from mmbench.data.degrade import degrade
+        from mmbench.data.degrade.base import degrade
 
         splits = degrade(splits, kinds, spec.degrade, seed=spec.split.seed)
     schema = Schema(modalities=_group_modalities(kinds), label=spec.label, classes=classes)

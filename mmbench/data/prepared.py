@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmbench.data.preprocess import Preprocessor, Tensors
+from mmbench.data.preprocess.base import Preprocessor, Tensors
 from mmbench.data.provider import SPLITS
 from mmbench.data.schema import ModalityInfo, Schema
-from mmbench.data.spill import SpillFolder, bytes_per_row, is_spilled, memory_budget
+from mmbench.data.storage.spill import SpillFolder, bytes_per_row, is_spilled, memory_budget
 
 if TYPE_CHECKING:
     import datasets
@@ -35,7 +35,7 @@ class SplitTensors:
 
     @property
     def streamed(self) -> list[str]:
-        """Modalities whose inputs live in spill files (:mod:`mmbench.data.spill`): their batches read from disk."""
+        """Modalities whose inputs live in spill files (:mod:`mmbench.data.storage.spill`): their batches read from disk."""
         return [name for name, tensors in self.inputs.items() if any(is_spilled(value) for value in tensors.values())]
 
 
@@ -50,7 +50,7 @@ class PreparedData:
         split_sizes: rows per split.
         notes: facts from loading (e.g. skipped rows), logged on the run.
         memory_budget: bytes of preprocessed tensors kept in memory; a modality that would go past
-            it is spilled to memory-mapped files (:mod:`mmbench.data.spill`). ``None``: the default
+            it is spilled to memory-mapped files (:mod:`mmbench.data.storage.spill`). ``None``: the default
             budget (``$MMBENCH_MEMORY_BUDGET_GB`` or half the available memory), read when first needed.
     """
 

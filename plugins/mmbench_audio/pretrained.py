@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from mmbench import Categorical, Encoded, ModalityInfo
-from mmbench.data.preprocess import Preprocessor
+from mmbench.data.preprocess.base import Preprocessor
 from mmbench.errors import ConfigError
-from mmbench.pretrained import CheckpointPreprocessor, PretrainedEncoder, read_preprocessor_config
+from mmbench.hf import CheckpointPreprocessor, PretrainedEncoder, read_preprocessor_config
 from mmbench_audio.frontend import sample_rate
 
 

@@ -17,9 +17,9 @@ import torch
 
 from mmbench import Categorical, Encoded, ModalityInfo
 from mmbench.components import masked_mean
-from mmbench.data.preprocess import Preprocessor, Tensors
+from mmbench.data.preprocess.base import Preprocessor, Tensors
 from mmbench.errors import ConfigError, DataError
-from mmbench.pretrained import PretrainedEncoder
+from mmbench.hf import PretrainedEncoder
 
 if TYPE_CHECKING:
     import datasets

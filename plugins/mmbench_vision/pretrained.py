@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from mmbench import Categorical, Encoded, ModalityInfo
-from mmbench.data.preprocess import Preprocessor
+from mmbench.data.preprocess.base import Preprocessor
 from mmbench.errors import ConfigError
-from mmbench.pretrained import CheckpointPreprocessor, PretrainedEncoder, read_preprocessor_config
+from mmbench.hf import CheckpointPreprocessor, PretrainedEncoder, read_preprocessor_config
 
 
 def _target_size(preprocessor_config: dict[str, Any], model_config: Any) -> tuple[int, int] | None:
@@ -71,7 +71,7 @@ class PretrainedImage(PretrainedEncoder):
         settings = read_preprocessor_config(directory)
         mean, std = settings.get("image_mean"), settings.get("image_std")
         if isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3:
-            from mmbench.data.preprocess_image import ImagePreprocessor
+            from mmbench.data.preprocess.image import ImagePreprocessor
 
             inner = ImagePreprocessor(info, channels=3, mean=tuple(mean), std=tuple(std))
             return CheckpointPreprocessor(info, directory, inner)

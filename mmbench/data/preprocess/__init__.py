@@ -1,0 +1,20 @@
+"""Preprocessors: fitted on train, they turn a modality's columns into tensors."""
+
+from mmbench._lazy import lazy_exports
+
+_exports = lazy_exports(
+    __name__,
+    {
+        "AudioPreprocessor": ".audio",
+        "EmbeddingPreprocessor": ".base",
+        "ImagePreprocessor": ".image",
+        "Preprocessor": ".base",
+        "TabularPreprocessor": ".tabular",
+        "TextPreprocessor": ".text",
+        "VideoPreprocessor": ".video",
+        "default_preprocessor": ".base",
+    },
+)
+__all__ = _exports.__all__
+__getattr__ = _exports.__getattr__
+__dir__ = _exports.__dir__

@@ -1,0 +1,107 @@
+"""Preprocessing that belongs to the data: raw column values -> tensors, done once.
+
+A :class:`Preprocessor` is fitted on the training split (vocabulary, normalisation statistics)
+and then turns every split into a dict of tensors. Its :attr:`~Preprocessor.key` names
+everything that changes its output, so the tensors are cached per (data set, modality, key)
+and reused by every trial that picks an encoder with the same preprocessing.
+
+Each modality kind has a default preprocessor (:func:`default_preprocessor`); an encoder that
+needs another one (a pretrained tokenizer, a fixed sample rate) returns it from
+:meth:`mmbench.Encoder.preprocessor`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from mmbench.data.schema import ModalityInfo
+from mmbench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import datasets
+
+Tensors = dict[str, torch.Tensor]
+
+
+class Preprocessor(ABC):
+    """Turns one modality's columns into tensors.
+
+    Args:
+        info: the modality as described by the schema (before fitting).
+    """
+
+    def __init__(self, info: ModalityInfo) -> None:
+        self.info = info
+
+    @property
+    def key(self) -> str:
+        """Everything that changes the output; two preprocessors with one key are interchangeable."""
+        options = ",".join(f"{k}={v}" for k, v in sorted(self.options().items()))
+        return f"{type(self).__module__}.{type(self).__qualname__}({options})"
+
+    def options(self) -> dict[str, object]:
+        """The settings that, with the class, determine the output (used in :attr:`key`)."""
+        return {}
+
+    def fit(self, train: datasets.Dataset) -> ModalityInfo:
+        """Learn what needs the training split; return the info completed for encoders."""
+        return self.info
+
+    @abstractmethod
+    def transform(self, split: datasets.Dataset) -> Tensors:
+        """Turn a split into tensors whose first dimension is the row."""
+
+
+class EmbeddingPreprocessor(Preprocessor):
+    """Precomputed vectors ``(D,)`` or sequences ``(T, D)`` from one list-valued column -> ``values``."""
+
+    def fit(self, train: datasets.Dataset) -> ModalityInfo:
+        values = self._array(train)
+        if values.ndim == 2:
+            return self.info.with_updates(dim=int(values.shape[1]), seq_len=None)
+        return self.info.with_updates(dim=int(values.shape[2]), seq_len=int(values.shape[1]))
+
+    def transform(self, split: datasets.Dataset) -> Tensors:
+        return {"values": torch.from_numpy(self._array(split))}
+
+    def _array(self, split: datasets.Dataset) -> np.ndarray:
+        (column,) = self.info.columns
+        try:
+            values = np.asarray(split.with_format("numpy")[column], dtype=np.float32)
+        except (ValueError, TypeError) as error:
+            raise DataError(f"column '{column}': embedding rows must all have the same shape ({error})") from None
+        if values.ndim not in (2, 3):
+            raise DataError(f"column '{column}': an embedding must be a vector or a sequence of vectors, got shape {values.shape[1:]}")
+        if not np.isfinite(values).all():
+            row = int(np.argwhere(~np.isfinite(values))[0][0])
+            raise DataError(f"column '{column}', row {row}: embedding holds NaN or infinity")
+        return values
+
+
+#: modality kind -> "module:Class" of its default preprocessor, imported only when used
+#: (image, audio and video decoding pull in heavy libraries).
+_DEFAULTS: dict[str, str] = {
+    "embedding": "mmbench.data.preprocess.base:EmbeddingPreprocessor",
+    "text": "mmbench.data.preprocess.text:TextPreprocessor",
+    "image": "mmbench.data.preprocess.image:ImagePreprocessor",
+    "audio": "mmbench.data.preprocess.audio:AudioPreprocessor",
+    "video": "mmbench.data.preprocess.video:VideoPreprocessor",
+    "tabular": "mmbench.data.preprocess.tabular:TabularPreprocessor",
+}
+
+
+def default_preprocessor(info: ModalityInfo) -> Preprocessor:
+    """The preprocessing a modality gets when its encoder asks for none in particular."""
+    try:
+        target = _DEFAULTS[info.kind]
+    except KeyError:
+        raise ConfigError(f"modality '{info.name}': no default preprocessing for kind '{info.kind}'") from None
+    module_name, class_name = target.split(":")
+    factory: Callable[[ModalityInfo], Preprocessor] = getattr(importlib.import_module(module_name), class_name)
+    return factory(info)

@@ -1,0 +1,205 @@
+"""Task files: what data to load, which label and metric, and the default search budget.
+
+A task file is YAML, read with ``yaml.safe_load`` only::
+
+    name: synth-synergy
+    description: Label is the XOR of two modalities' signs.
+    data:
+      provider: synthetic
+      options: {n_samples: 2000, mode: synergy}
+    label: label
+    metric: accuracy
+    modalities: {}            # column -> kind overrides
+    split: {validation: 0.15, test: 0.15, seed: 0, group_column: null}
+    search: {n_trials: 12, max_epochs: 8, fusions: [early, late], encoders: {a: [embedding.mlp]}}
+
+Built-in tasks ship with plugins (hook ``mmbench_tasks``); a path to a file works anywhere a
+task name does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmbench.errors import ConfigError, unknown_name_message
+
+if TYPE_CHECKING:
+    from mmbench.registry import Registry
+
+METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "auroc")
+_TOP_KEYS = {"name", "description", "data", "label", "metric", "modalities", "split", "search", "source", "license", "suites", "sizes"}
+_DATA_KEYS = {"provider", "options", "on_bad_rows", "degrade"}
+_SPLIT_KEYS = {"validation", "test", "seed", "group_column"}
+SEARCH_KEYS = {"n_trials", "timeout", "max_epochs", "patience", "fusions", "encoders", "fixed", "batch_sizes"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A parsed, validated task file.
+
+    Attributes:
+        name: how users select the task.
+        provider: the dataset provider's name.
+        options: options passed to the provider.
+        label: the label column.
+        metric: the selection metric (``accuracy``, ``macro_f1`` or ``auroc``).
+        description: one line for ``mmbench tasks``.
+        modalities: column -> kind overrides.
+        split: ``validation``, ``test``, ``seed``, ``group_column`` for unsplit data.
+        search: default search settings (see :data:`SEARCH_KEYS`).
+        data: the whole ``data`` block (provider-independent settings such as ``on_bad_rows``).
+        path: the file it was read from.
+        raw: the file's parsed content, logged as an artifact.
+    """
+
+    name: str
+    provider: str
+    options: Mapping[str, Any]
+    label: str
+    metric: str = "accuracy"
+    description: str = ""
+    modalities: Mapping[str, str] = field(default_factory=dict)
+    split: Mapping[str, Any] = field(default_factory=dict)
+    search: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_task_file(path: str | Path) -> Task:
+    """Read and validate a task file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or has a missing/unknown/mistyped key;
+            the message names the file and the key.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: task file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read task file ({error})") from None
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({_one_line(error)})") from None
+    return parse_task(content, source=path)
+
+
+def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:
+    """Validate a task's parsed content (a mapping) and build a :class:`Task`."""
+    where = str(source)
+    if not isinstance(content, dict):
+        raise ConfigError(f"{where}: a task file must be a mapping of keys, got {type(content).__name__}")
+    _reject_unknown(content, _TOP_KEYS, where)
+    name = _required(content, "name", str, where)
+    label = _required(content, "label", str, where)
+    data = _required(content, "data", dict, where)
+    _reject_unknown(data, _DATA_KEYS, f"{where}: data")
+    provider = _required(data, "provider", str, f"{where}: data")
+    options = _optional(data, "options", dict, f"{where}: data", {})
+    if data.get("on_bad_rows", "error") not in ("error", "skip"):
+        raise ConfigError(f"{where}: data.on_bad_rows must be 'error' or 'skip', got {data.get('on_bad_rows')!r}")
+    if data.get("degrade") is not None:
+        from mmbench.data.degrade.base import parse_degrade
+
+        parse_degrade(data["degrade"], where)
+    metric = _optional(content, "metric", str, where, "accuracy")
+    if metric not in METRICS:
+        raise ConfigError(f"{where}: {unknown_name_message('metric', metric, METRICS)}")
+    modalities = _optional(content, "modalities", dict, where, {})
+    for column, kind in modalities.items():
+        if not isinstance(column, str) or not isinstance(kind, str):
+            raise ConfigError(f"{where}: modalities must map column names to kinds, got {column!r}: {kind!r}")
+    split = _optional(content, "split", dict, where, {})
+    _reject_unknown(split, _SPLIT_KEYS, f"{where}: split")
+    for key in ("validation", "test"):
+        if key in split and (isinstance(split[key], bool) or not isinstance(split[key], (int, float))):
+            raise ConfigError(f"{where}: split.{key} must be a number, got {split[key]!r}")
+    if "seed" in split and (isinstance(split["seed"], bool) or not isinstance(split["seed"], int)):
+        raise ConfigError(f"{where}: split.seed must be an integer, got {split['seed']!r}")
+    if split.get("group_column") is not None and not isinstance(split["group_column"], str):
+        raise ConfigError(f"{where}: split.group_column must be a column name, got {split['group_column']!r}")
+    search = _optional(content, "search", dict, where, {})
+    _reject_unknown(search, SEARCH_KEYS, f"{where}: search")
+    description = _optional(content, "description", str, where, "")
+    return Task(
+        name=name,
+        provider=provider,
+        options=options,
+        label=label,
+        metric=metric,
+        description=description.strip(),
+        modalities=modalities,
+        split=split,
+        search=search,
+        data=data,
+        path=Path(source) if isinstance(source, Path) else None,
+        raw=content,
+    )
+
+
+def builtin_tasks(registry: Registry) -> dict[str, Task]:
+    """Every task shipped by a plugin, by name.
+
+    Raises:
+        ConfigError: two plugins ship a task of one name, or a shipped file is invalid.
+    """
+    tasks: dict[str, Task] = {}
+    owners: dict[str, str] = {}
+    for plugin, path in registry.task_files():
+        task = load_task_file(path)
+        if task.name in tasks:
+            raise ConfigError(f"task '{task.name}' is shipped by both plugin '{owners[task.name]}' and plugin '{plugin}'")
+        tasks[task.name] = task
+        owners[task.name] = plugin
+    return tasks
+
+
+def resolve_task(name_or_path: str, registry: Registry) -> Task:
+    """A built-in task by name, or a task file by path.
+
+    Raises:
+        ConfigError: neither a known task nor an existing file (the message lists the tasks).
+    """
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return load_task_file(path)
+    tasks = builtin_tasks(registry)
+    if name_or_path not in tasks:
+        raise ConfigError(unknown_name_message("task", name_or_path, tasks))
+    return tasks[name_or_path]
+
+
+def _required(mapping: Mapping[str, Any], key: str, expected: type, where: str) -> Any:
+    if key not in mapping:
+        raise ConfigError(f"{where}: missing required key '{key}'")
+    return _typed(mapping[key], key, expected, where)
+
+
+def _optional(mapping: Mapping[str, Any], key: str, expected: type, where: str, default: Any) -> Any:
+    if mapping.get(key) is None:
+        return default
+    return _typed(mapping[key], key, expected, where)
+
+
+def _typed(value: Any, key: str, expected: type, where: str) -> Any:
+    if not isinstance(value, expected) or (expected is str and not value.strip() and key in ("name", "label", "provider")):
+        raise ConfigError(f"{where}: key '{key}' must be a non-empty {expected.__name__}, got {value!r}")
+    return value
+
+
+def _reject_unknown(mapping: Mapping[Any, Any], allowed: set[str], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(f"{where}: {unknown_name_message('key', str(key), allowed)}")
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())

@@ -1,0 +1,252 @@
+"""The leaderboard: a query over the trial runs in MLflow, ranked by validation metric.
+
+Per task, each combination (fusion + encoder per modality) is represented by its best
+configuration by **validation** score; the test score stands beside it and never decides a
+rank. A configuration run with several seeds (same parameters, tag ``mmbench.seed`` differs)
+is summarised as mean ± std over its seeds, and ranked by the mean. Across tasks, each
+combination's average rank (MultiBench-style) over the tasks it was run on. In a
+multi-objective search (``--objectives metric,latency|params``) the rows on the Pareto front
+of validation score against the second objective are marked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from mmbench.runs.evaluation.baselines import best_unimodal, fusion_gains
+from mmbench.runs.evaluation.seeds import mark_within_noise
+from mmbench.tracking.tracker import TAG, Tracker
+
+FORMATS = ("table", "markdown", "csv", "json")
+#: run metric holding each second objective of ``--objectives``
+SECOND_OBJECTIVE_METRICS = {"latency": "latency_ms", "params": "n_parameters"}
+
+
+@dataclass
+class Row:
+    """One combination on one task (its best configuration, averaged over that configuration's seeds)."""
+
+    task: str
+    rank: int
+    combination: str
+    fusion: str
+    metric: str
+    val_score: float
+    val_std: float | None
+    test_score: float | None
+    test_std: float | None
+    n_seeds: int
+    n_trials: int
+    n_parameters: int | None
+    duration_s: float | None
+    latency_ms: float | None
+    pareto: bool | None
+    run_id: str
+    fusion_gain: float | None = None  # val score over the best unimodal baseline (mmbench.runs.evaluation.baselines)
+    within_noise: bool | None = None  # mean within noise of the task's top row (mmbench.runs.evaluation.seeds)
+
+
+def leaderboard(tracker: Tracker, *, task: str | None = None, fusion: str | None = None, top: int | None = None) -> list[Row]:
+    """Rows for every task (or one), ranked by validation score within each task.
+
+    Args:
+        tracker: where the runs are.
+        task: only this task.
+        fusion: only combinations with this fusion (their ranks are those of the full table).
+        top: only the best ``top`` shown combinations of each task.
+    """
+    experiments = tracker.task_experiments(task)
+    if not experiments:
+        return []
+    runs = tracker.trial_runs(list(experiments), extra_filter=f"tags.`{TAG}state` = 'COMPLETE'")
+    grouped: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        if "val_score" not in metrics:
+            continue
+        task_name = tags.get(f"{TAG}task", experiments.get(run.info.experiment_id, "?"))
+        grouped[(task_name, tags.get(f"{TAG}combination", "?"))].append(run)
+    rows = [_row(task_name, combination, group) for (task_name, combination), group in grouped.items()]
+    fusion_gains(rows, best_unimodal(tracker, list(experiments)))
+    rows.sort(key=lambda r: (r.task, -_finite(r.val_score), r.combination))
+    ranked: list[Row] = []
+    for task_name in sorted({r.task for r in rows}):
+        task_rows = [r for r in rows if r.task == task_name]
+        for position, row in enumerate(task_rows, start=1):
+            row.rank = position
+        _mark_pareto(task_rows, runs_of_task=[run for (t, _), group in grouped.items() if t == task_name for run in group])
+        mark_within_noise(task_rows)
+        shown = [r for r in task_rows if not fusion or r.fusion == fusion]  # ranks stay those of the full table
+        ranked.extend(shown[:top] if top else shown)
+    return ranked
+
+
+def _config_key(run: Any) -> str:
+    """A configuration's identity across seeds: every parameter except the seed."""
+    return json.dumps({k: v for k, v in sorted(run.data.params.items()) if k != "seed"})
+
+
+def _row(task_name: str, combination: str, group: list[Any]) -> Row:
+    by_config: dict[str, list[Any]] = defaultdict(list)
+    for run in group:
+        by_config[_config_key(run)].append(run)
+
+    def mean_val(runs: list[Any]) -> float:
+        return statistics.fmean(_finite(r.data.metrics["val_score"]) for r in runs)
+
+    chosen = max(by_config.values(), key=mean_val)
+    best = max(chosen, key=lambda r: _finite(r.data.metrics["val_score"]))
+    tags = best.data.tags
+    vals = [r.data.metrics["val_score"] for r in chosen]
+    tests = [r.data.metrics["test_score"] for r in chosen if "test_score" in r.data.metrics]
+    return Row(
+        task=task_name,
+        rank=0,
+        combination=combination,
+        fusion=tags.get(f"{TAG}fusion", "?"),
+        metric=tags.get(f"{TAG}metric", "?"),
+        val_score=statistics.fmean(vals),
+        val_std=statistics.stdev(vals) if len(vals) > 1 else None,
+        test_score=statistics.fmean(tests) if tests else None,
+        test_std=statistics.stdev(tests) if len(tests) > 1 else None,
+        n_seeds=len({r.data.tags.get(f"{TAG}seed") for r in chosen}),
+        n_trials=len(group),
+        n_parameters=_mean_int(chosen, "n_parameters"),
+        duration_s=_mean(chosen, "duration_s"),
+        latency_ms=_mean(chosen, "latency_ms"),
+        pareto=None,
+        run_id=best.info.run_id,
+    )
+
+
+def _mark_pareto(rows: list[Row], *, runs_of_task: list[Any]) -> None:
+    """Mark rows not dominated in (validation score up, second objective down)."""
+    objectives = {r.data.tags.get(f"{TAG}objectives", "metric") for r in runs_of_task}
+    second = next((o.split(",")[1] for o in objectives if "," in o), None)
+    if second is None:
+        return
+    attribute = "latency_ms" if second == "latency" else "n_parameters"
+    points = [(r, r.val_score, getattr(r, attribute)) for r in rows]
+    for row, score, cost in points:
+        if cost is None:
+            row.pareto = False
+            continue
+        row.pareto = not any(
+            other_cost is not None and other_score >= score and other_cost <= cost and (other_score > score or other_cost < cost)
+            for _, other_score, other_cost in points
+        )
+
+
+def average_ranks(rows: Sequence[Row]) -> list[dict[str, object]]:
+    """Per combination: mean rank over the tasks it appears in, and on how many tasks."""
+    ranks: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        ranks[row.combination].append(row.rank)
+    summary = [{"combination": c, "average_rank": sum(r) / len(r), "n_tasks": len(r)} for c, r in ranks.items()]
+    return sorted(summary, key=lambda s: (s["average_rank"], -s["n_tasks"], s["combination"]))
+
+
+def render(rows: Sequence[Row], fmt: str) -> str:
+    """The rows as ``markdown``, ``csv`` or ``json`` text (``table`` is printed by :func:`print_table`).
+
+    ``json`` holds ``rows`` and ``average_ranks``; ``csv`` one line per row with every
+    :class:`Row` field; ``markdown`` a per-row table, then the average-rank table when
+    several tasks are shown.
+    """
+    if fmt == "json":
+        return json.dumps({"rows": [asdict(r) for r in rows], "average_ranks": average_ranks(rows)}, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Row)])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(asdict(row))
+        return out.getvalue()
+    header = ["task", *_HEADER]
+    lines = [_md_line(header), "|" + "---|" * len(header)]
+    lines += [_md_line([row.task, *_cells(row)]) for row in rows]
+    if len({r.task for r in rows}) > 1:
+        lines += ["", _md_line(["combination", "average rank", "tasks"]), "|---|---|---|"]
+        lines += [_md_line([str(e["combination"]), f"{e['average_rank']:.2f}", str(e["n_tasks"])]) for e in average_ranks(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _md_line(cells: Sequence[str]) -> str:
+    """A markdown table line; the ``|`` inside a combination name is escaped."""
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+_HEADER = ["rank", "combination", "metric", "val", "test", "gain", "seeds", "trials", "params", "time (s)", "pareto", "≈top"]
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    """A rich table per task plus the average-rank table when several tasks are shown."""
+    from rich.table import Table
+
+    from mmbench.cli.console import table_console
+
+    console = table_console()
+    if not rows:
+        console.print("no completed trials yet: run [bold]mmbench search[/] first")
+        return
+    for task_name in sorted({r.task for r in rows}):
+        table = Table(title=f"{task_name}", title_justify="left")
+        for column in _HEADER:
+            table.add_column(column, justify="left" if column in ("combination", "metric") else "right",
+                             overflow="fold", min_width=30 if column == "combination" else None)
+        for row in rows:
+            if row.task == task_name:
+                table.add_row(*_cells(row))
+        console.print(table)
+    if len({r.task for r in rows}) > 1:
+        table = Table(title="average rank across tasks", title_justify="left")
+        for column in ("combination", "average rank", "tasks"):
+            table.add_column(column)
+        for entry in average_ranks(rows):
+            table.add_row(str(entry["combination"]), f"{entry['average_rank']:.2f}", str(entry["n_tasks"]))
+        console.print(table)
+
+
+def _cells(row: Row) -> list[str]:
+    return [
+        str(row.rank),
+        row.combination,
+        row.metric,
+        _pm(row.val_score, row.val_std),
+        _pm(row.test_score, row.test_std),
+        "-" if row.fusion_gain is None else f"{row.fusion_gain:+.4f}",
+        str(row.n_seeds),
+        str(row.n_trials),
+        "-" if row.n_parameters is None else f"{row.n_parameters:,}",
+        "-" if row.duration_s is None else f"{row.duration_s:.1f}",
+        {None: "", True: "*", False: ""}[row.pareto],
+        {None: "", True: "≈", False: ""}[row.within_noise],
+    ]
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def _mean(runs: list[Any], metric: str) -> float | None:
+    values = [r.data.metrics[metric] for r in runs if metric in r.data.metrics]
+    return statistics.fmean(values) if values else None
+
+
+def _mean_int(runs: list[Any], metric: str) -> int | None:
+    value = _mean(runs, metric)
+    return None if value is None else int(round(value))
+
+
+def _finite(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf

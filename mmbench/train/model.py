@@ -1,0 +1,84 @@
+"""Assembles one encoder per modality and a fusion into a single ``nn.Module``."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from mmbench.train.auxiliary import build_auxiliary
+from mmbench.components import Encoded, Encoder, Fusion
+from mmbench.data.preprocess.base import Preprocessor, default_preprocessor
+from mmbench.data.schema import ModalityInfo
+
+if TYPE_CHECKING:
+    from mmbench.search.trials import TrialConfig
+    from mmbench.data.schema import Schema
+    from mmbench.registry import Registry
+
+
+class MultimodalModel(nn.Module):
+    """Encoders (one per modality) followed by a fusion that produces logits.
+
+    ``auxiliary`` is an optional training-only objective on the encodings (joint-space
+    projections and their alignment loss, see :mod:`mmbench.train.auxiliary`); it lives on the model
+    so its parameters are optimised and saved with it, and ``fit`` adds its loss.
+    """
+
+    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, auxiliary: nn.Module | None = None) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.fusion = fusion
+        self.auxiliary = auxiliary
+
+    def encode(self, inputs: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, Encoded]:
+        """Run every modality's encoder."""
+        return {name: encoder(inputs[name]) for name, encoder in self.encoders.items()}
+
+    def forward(self, inputs: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, Encoded]]:
+        """Logits ``(B, n_outputs)`` and the per-modality encodings (for auxiliary losses)."""
+        encoded = self.encode(inputs)
+        return self.fusion(encoded), encoded
+
+
+def preprocessors_for(config: TrialConfig, schema: Schema, registry: Registry) -> dict[str, Preprocessor]:
+    """Each modality's preprocessing: the chosen encoder's own, else the kind's default."""
+    chosen: dict[str, Preprocessor] = {}
+    for modality, info in schema.modalities.items():
+        cls = registry.get_encoder(config.encoders[modality])
+        chosen[modality] = cls.preprocessor(info, **config.encoder_params[modality]) or default_preprocessor(info)
+    return chosen
+
+
+def build_model(config: TrialConfig, infos: Mapping[str, ModalityInfo], n_outputs: int, registry: Registry, *,
+                prebuilt: Mapping[str, Encoder] | None = None) -> MultimodalModel:
+    """Instantiate the configuration's encoders and fusion, seeded by ``config.seed``.
+
+    Each component draws its initial weights from its own seed (``config.seed`` and its role), so
+    an encoder given in ``prebuilt`` (a frozen one whose outputs are cached, :mod:`mmbench.train.features.cache`)
+    leaves the other components' weights exactly as they would be without it.
+    """
+    encoders: dict[str, Encoder] = {}
+    for modality in config.encoders:
+        if prebuilt and modality in prebuilt:
+            encoders[modality] = prebuilt[modality]
+            continue
+        _seed_component(config.seed, f"encoder.{modality}")
+        encoders[modality] = registry.create_encoder(config.encoders[modality], infos[modality], **config.encoder_params[modality])
+    dims = {modality: int(encoder.out_dim) for modality, encoder in encoders.items()}
+    _seed_component(config.seed, "fusion")
+    fusion = registry.create_fusion(config.fusion, dims, n_outputs, **config.fusion_params)
+    return MultimodalModel(encoders, fusion, build_auxiliary(config.train, dims))
+
+
+def _seed_component(seed: int, role: str) -> None:
+    """Seed torch's RNG for one component (a stable hash: Python's ``hash`` of a str varies per process)."""
+    torch.manual_seed(zlib.crc32(f"{seed}:{role}".encode()))
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
