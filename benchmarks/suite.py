@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet()
     from mmbench.registry import get_registry
-    from mmbench.search.study import quiet_libraries
+    from mmbench.search.optuna_logs import quiet_libraries
     from mmbench.tasks.suites import select_suite
 
     quiet_libraries()

@@ -20,34 +20,55 @@ from mmbench.space import Categorical, Float, Int
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ChannelStats": "mmbench.data.pixels",
     "ConfigError": "mmbench.errors",
     "DataError": "mmbench.errors",
     "DatasetProvider": "mmbench.data.provider",
+    "EmbeddingPreprocessor": "mmbench.data.preprocess.base",
     "Encoded": "mmbench.components",
     "Encoder": "mmbench.components",
     "Fusion": "mmbench.components",
     "LoadContext": "mmbench.data.provider",
     "MmbenchError": "mmbench.errors",
     "ModalityInfo": "mmbench.data.schema",
+    "ModalityKind": "mmbench.modalities",
     "Preprocessor": "mmbench.data.preprocess.base",
     "RawData": "mmbench.data.provider",
     "Schema": "mmbench.data.schema",
     "SearchSettings": "mmbench.search.settings",
+    "Tensors": "mmbench.data.preprocess.base",
     "TrialConfig": "mmbench.search.trials",
+    "audio_rate": "mmbench.data.media",
+    "column_items": "mmbench.data.media",
+    "crop_or_pad": "mmbench.data.media",
+    "decode_chunks": "mmbench.data.storage.media_cache",
+    "decode_each": "mmbench.data.storage.media_cache",
     "get_registry": "mmbench.registry",
-    "mlp": "mmbench.components",
+    "mlp": "mmbench.nn",
+    "probe_images": "mmbench.data.pixels",
+    "read_audio": "mmbench.data.media",
+    "read_image": "mmbench.data.media",
+    "read_video": "mmbench.data.media",
+    "resample": "mmbench.data.media",
+    "resize_image": "mmbench.data.media",
     "run_search": "mmbench.search.study",
+    "to_channels": "mmbench.data.media",
 }
 
 __all__ = sorted(["Categorical", "Float", "Int", "hookimpl", "__version__", *_LAZY])
 
 if TYPE_CHECKING:
-    from mmbench.components import Encoded, Encoder, Fusion, mlp
+    from mmbench.components import Encoded, Encoder, Fusion
     from mmbench.search.trials import TrialConfig
-    from mmbench.data.preprocess.base import Preprocessor
+    from mmbench.data.media import audio_rate, column_items, crop_or_pad, read_audio, read_image, read_video, resample, resize_image, to_channels
+    from mmbench.data.pixels import ChannelStats, probe_images
+    from mmbench.data.preprocess.base import EmbeddingPreprocessor, Preprocessor, Tensors
     from mmbench.data.provider import DatasetProvider, LoadContext, RawData
     from mmbench.data.schema import ModalityInfo, Schema
+    from mmbench.data.storage.media_cache import decode_chunks, decode_each
     from mmbench.errors import ConfigError, DataError, MmbenchError
+    from mmbench.modalities import ModalityKind
+    from mmbench.nn import mlp
     from mmbench.registry import get_registry
     from mmbench.search.settings import SearchSettings
     from mmbench.search.study import run_search

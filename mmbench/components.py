@@ -58,7 +58,7 @@ class Encoder(nn.Module):
 
     Class attributes:
         name: namespaced ``"<modality>.<short>"``, e.g. ``"text.gru"``.
-        modality: the modality kind it reads (see :data:`mmbench.data.schema.MODALITY_KINDS`).
+        modality: the modality kind it reads (a registered :class:`mmbench.ModalityKind`'s name).
         space: hyperparameter name -> :class:`~mmbench.Int` / :class:`~mmbench.Float` /
             :class:`~mmbench.Categorical`; each is a keyword argument of ``__init__``.
         description: one line for ``mmbench plugins``.
@@ -177,6 +177,9 @@ class Fusion(nn.Module):
         name: a short unique name, e.g. ``"tfn"``.
         space: hyperparameters, keyword arguments of ``__init__``.
         min_modalities: fewer encoded modalities than this is a configuration error.
+        batchable: its ``forward`` works under ``torch.vmap`` (no in-place updates of parameters or
+            buffers, no data-dependent Python control flow), so trials of one structure can be
+            trained as one batched model (``--batch-trials``, :mod:`mmbench.train.batched`).
         description, paper, expected_failures: as for :class:`Encoder`.
 
     Constructor arguments:
@@ -188,6 +191,7 @@ class Fusion(nn.Module):
     name: ClassVar[str] = ""
     space: ClassVar[Space] = {}
     min_modalities: ClassVar[int] = 1
+    batchable: ClassVar[bool] = False
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     expected_failures: ClassVar[Mapping[str, str]] = {}
@@ -201,47 +205,3 @@ class Fusion(nn.Module):
 
     def forward(self, encoded: Mapping[str, Encoded]) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-def mlp(in_dim: int, hidden: int, out_dim: int, *, n_layers: int = 1, dropout: float = 0.0) -> nn.Sequential:
-    """A ReLU MLP with ``n_layers`` hidden layers: the head most components need."""
-    layers: list[nn.Module] = []
-    width = in_dim
-    for _ in range(n_layers):
-        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        width = hidden
-    layers.append(nn.Linear(width, out_dim))
-    return nn.Sequential(*layers)
-
-
-def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of ``tokens`` ``(B, T, D)`` over the positions where ``mask`` ``(B, T)`` is true.
-
-    A row with no real position (an empty text) averages to zero instead of NaN.
-    """
-    if mask is None:
-        return tokens.mean(dim=1)
-    weights = mask.to(tokens.dtype).unsqueeze(-1)
-    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-
-
-class AttentionPool(nn.Module):
-    """Additive attention pooling ``(B, T, D) -> (B, D)``: a learned query scores each position.
-
-    Follows the word attention of Yang et al., 2016 (Hierarchical Attention Networks): scores
-    ``v . tanh(W h_t)``, softmax over real positions, weighted sum. Shared by every encoder that
-    pools a sequence (RNN states, video frames), so masking is handled in one place.
-    """
-
-    def __init__(self, dim: int, hidden: int | None = None) -> None:
-        super().__init__()
-        self.project = nn.Linear(dim, hidden or dim)
-        self.score = nn.Linear(hidden or dim, 1, bias=False)
-
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        scores = self.score(torch.tanh(self.project(tokens))).squeeze(-1)
-        if mask is not None:
-            # A row without any real position attends uniformly rather than producing NaN.
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = scores.softmax(dim=1).unsqueeze(-1)
-        return (weights * tokens).sum(dim=1)

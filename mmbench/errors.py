@@ -93,7 +93,7 @@ def unknown_name_message(kind: str, given: str, available: Iterable[str]) -> str
         >>> unknown_name_message("fusion", "tnf", ["early", "late", "tfn"])
         "unknown fusion 'tnf'; available: early, late, tfn (did you mean 'tfn'?)"
     """
-    names = sorted(available)
+    names = sorted(set(available))  # a modality named after its kind is listed once
     message = f"unknown {kind} '{given}'; available: {', '.join(names) if names else '(none)'}"
     close = difflib.get_close_matches(given, names, n=1, cutoff=0.5)
     if close:

@@ -4,7 +4,7 @@ Three things are the same whichever modality a pretrained encoder reads, so they
 
 * where the checkpoint is (:func:`resolve_checkpoint`): an explicit ``path`` argument, else an
   environment variable such as ``MMBENCH_TEXT_MODEL``, else the encoder's default; nothing is
-  ever downloaded, so a missing directory is a :class:`~mmbench.errors.ConfigError` naming it;
+  ever downloaded, so a missing directory is a :class:`~mmbench.ConfigError` naming it;
 * loading it (:func:`load_backbone`) with ``transformers.AutoModel`` and turning the library's
   many failure types into one readable error;
 * frozen versus fine-tuned (:class:`PretrainedEncoder`): a frozen backbone has no trainable
@@ -35,6 +35,8 @@ from mmbench.space import Categorical
 if TYPE_CHECKING:
     import datasets
     from torch import nn
+
+__all__ = ["CheckpointPreprocessor", "PretrainedEncoder", "load_backbone", "read_preprocessor_config", "resolve_checkpoint"]
 
 
 def resolve_checkpoint(

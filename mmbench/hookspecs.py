@@ -19,6 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     from mmbench.components import Encoder, Fusion
     from mmbench.data.provider import DatasetProvider
+    from mmbench.modalities import ModalityKind
 
 PROJECT = "mmbench"
 
@@ -29,6 +30,19 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 # --------------------------------------------------------------------------------------------
 # Registration: called once when the registry loads plugins
 # --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def mmbench_modalities() -> list[type[ModalityKind]]:
+    """Return the modality-kind classes this plugin provides.
+
+    Called once at start-up, before the encoders are checked (an encoder's ``modality`` must be
+    a registered kind). Each class must subclass :class:`mmbench.ModalityKind` and declare
+    ``name`` (lowercase, no dot); it says how the kind is preprocessed by default, which file
+    extensions mark it, and what example data the conformance kit uses.
+
+    :return: a list of modality-kind classes (empty if none).
+    """
 
 
 @hookspec

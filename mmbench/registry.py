@@ -14,14 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from mmbench import hookspecs
 from mmbench.components import Encoder, Fusion
-from mmbench.data.provider import DatasetProvider
-from mmbench.data.schema import MODALITY_KINDS, ModalityInfo
 from mmbench.errors import (
     DuplicateComponentError,
     InvalidComponentError,
@@ -30,10 +28,19 @@ from mmbench.errors import (
     UnknownComponentError,
     unknown_name_message,
 )
+from mmbench.modalities import ModalityKind
+from mmbench.providers import DatasetProvider
 from mmbench.space import validate_space
+
+if TYPE_CHECKING:
+    from mmbench.data.schema import ModalityInfo
 
 ENTRY_POINT_GROUP = "mmbench"
 DISABLE_VARIABLE = "MMBENCH_DISABLE_PLUGINS"
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_SPACE_ENTRY = re.compile(r"""(["'])(\w+)\1\s*:\s*\w+\(""")
+#: Component names: dot-separated lowercase parts (``early``, ``tp.moe``, ``text.gru``); the kit checks the same rule.
+COMPONENT_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]*(?:\.[a-z0-9][a-z0-9_\-]*)*")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Registry:
     _encoders: dict[str, type[Encoder]] = field(default_factory=dict)
     _fusions: dict[str, type[Fusion]] = field(default_factory=dict)
     _datasets: dict[str, type[DatasetProvider]] = field(default_factory=dict)
+    _kinds: dict[str, type[ModalityKind]] = field(default_factory=dict)
     _task_files: list[tuple[str, Path]] = field(default_factory=list)
     _owner: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -78,6 +86,15 @@ class Registry:
         """Dataset-provider names matching ``pattern``, sorted."""
         return sorted(name for name in self._datasets if fnmatch.fnmatchcase(name, pattern))
 
+    def list_kinds(self, pattern: str = "*") -> list[str]:
+        """Modality-kind names matching ``pattern``, sorted."""
+        return sorted(name for name in self._kinds if fnmatch.fnmatchcase(name, pattern))
+
+    def kind_of_file(self, path: str | Path) -> str | None:
+        """The registered file-based modality kind whose ``extensions`` include ``path``'s suffix."""
+        suffix = Path(path).suffix.lower()
+        return next((name for name, kind in sorted(self._kinds.items()) if suffix and suffix in kind.extensions), None)
+
     def task_files(self) -> list[tuple[str, Path]]:
         """``(plugin, path)`` of every task file plugins ship."""
         return list(self._task_files)
@@ -97,6 +114,9 @@ class Registry:
     def get_dataset(self, name: str) -> type[DatasetProvider]:
         return _lookup(self._datasets, "dataset provider", name)
 
+    def get_kind(self, name: str) -> type[ModalityKind]:
+        return _lookup(self._kinds, "modality kind", name)
+
     def create_encoder(self, name: str, info: ModalityInfo, **hyperparameters: Any) -> Encoder:
         """Build encoder ``name`` for a modality."""
         cls = self.get_encoder(name)
@@ -113,6 +133,7 @@ class Registry:
     def _collect(self) -> None:
         """Call each plugin's registration hooks and fill the tables."""
         tables: list[tuple[str, str, type, dict[str, Any]]] = [
+            ("modality kind", "mmbench_modalities", ModalityKind, self._kinds),
             ("encoder", "mmbench_encoders", Encoder, self._encoders),
             ("fusion", "mmbench_fusions", Fusion, self._fusions),
             ("dataset", "mmbench_datasets", DatasetProvider, self._datasets),
@@ -138,10 +159,20 @@ class Registry:
         name = getattr(cls, "name", "")
         if not isinstance(name, str) or not name:
             raise InvalidComponentError(f"plugin '{plugin}': {kind} class {cls.__qualname__} declares no 'name'", plugin=plugin)
+        if kind != "modality kind" and not COMPONENT_NAME.fullmatch(name):
+            raise InvalidComponentError(
+                f"plugin '{plugin}': {kind} name '{name}' must be lowercase letters, digits, '_' or '-', in parts joined "
+                "by '.' (like 'tp.moe')", plugin=plugin,
+            )
+        if kind == "modality kind" and not _KIND_NAME.fullmatch(name):
+            raise InvalidComponentError(
+                f"plugin '{plugin}': modality kind '{name}' must be a lowercase name without dots, like 'timeseries'",
+                plugin=plugin,
+            )
         if kind == "encoder":
-            if cls.modality not in MODALITY_KINDS:
+            if cls.modality not in self._kinds:
                 raise InvalidComponentError(
-                    f"plugin '{plugin}': encoder '{name}' has modality '{cls.modality}'; valid: {', '.join(MODALITY_KINDS)}",
+                    f"plugin '{plugin}': encoder '{name}' has modality '{cls.modality}'; valid: {', '.join(sorted(self._kinds))}",
                     plugin=plugin,
                 )
             if not name.startswith(f"{cls.modality}."):
@@ -149,10 +180,10 @@ class Registry:
                     f"plugin '{plugin}': encoder '{name}' must be named '{cls.modality}.<name>'", plugin=plugin
                 )
         try:
-            validate_space(cls.space, f"plugin '{plugin}': {kind} '{name}'")
+            validate_space(getattr(cls, "space", {}), f"plugin '{plugin}': {kind} '{name}'")
         except MmbenchError as error:
             raise InvalidComponentError(str(error), plugin=plugin) from None
-        if name in table and table[name] is not cls:
+        if name in table and (table[name] is not cls or self._owner[(kind, name)] != plugin):
             first = self._owner[(kind, name)]
             raise DuplicateComponentError(
                 f"{kind} '{name}' is registered by both plugin '{first}' and plugin '{plugin}'; "
@@ -173,12 +204,30 @@ def _lookup(table: dict[str, Any], kind: str, name: str) -> Any:
 def _call_hook(impl: pluggy.HookImpl, hook_name: str) -> Any:
     try:
         return impl.function()
-    except MmbenchError:
-        raise
+    except MmbenchError as error:  # e.g. Int(64, 8) in a class body the hook defines: name plugin and component
+        if f"plugin '{impl.plugin_name}'" in str(error):
+            raise
+        raise PluginLoadError(f"plugin '{impl.plugin_name}': hook {hook_name}{_component_of(error)}: {error}",
+                              plugin=impl.plugin_name) from None
     except Exception as error:
         raise PluginLoadError(
             f"plugin '{impl.plugin_name}': hook {hook_name} raised {type(error).__name__}: {error}", plugin=impl.plugin_name
         ) from error
+
+
+def _component_of(error: BaseException) -> str:
+    """`` (class X, hyperparameter 'h')`` when raised while a class body ran (a bad ``space`` entry), else ``""``."""
+    import linecache
+
+    traceback, owner = error.__traceback__, ""
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if "__qualname__" in frame.f_locals and "__module__" in frame.f_locals:  # a class body's namespace
+            line = linecache.getline(frame.f_code.co_filename, traceback.tb_lineno)
+            key = _SPACE_ENTRY.search(line)
+            owner = f" (class {frame.f_locals['__qualname__']}" + (f", hyperparameter '{key.group(2)}')" if key else ")")
+        traceback = traceback.tb_next
+    return owner
 
 
 def disabled_plugins() -> set[str]:
@@ -213,7 +262,8 @@ def load_registry(*, extra_plugins: Iterable[tuple[str, object]] = (), disabled:
         except Exception as error:
             raise PluginLoadError(
                 f"plugin '{entry_point.name}' (distribution '{distribution}', entry point "
-                f"'{entry_point.value}') failed to import: {type(error).__name__}: {error}",
+                f"'{entry_point.value}') failed to import{_component_of(error)}: {type(error).__name__}: {error}; "
+                f"to run without it: {DISABLE_VARIABLE}={entry_point.name}",
                 plugin=entry_point.name,
             ) from error
         _register(manager, plugin, entry_point.name)

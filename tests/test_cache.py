@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from mmbench import Categorical, Encoded, Encoder, hookimpl
-from mmbench.train.features.cache import CachedEncoder, FeatureCache, compute_features, write_safetensors
+from mmbench.train.features.compute import compute_features
+from mmbench.train.features.encoder import CachedEncoder
+from mmbench.train.features.store import FeatureCache, write_safetensors
 from mmbench.search.trials import TrialConfig
 from mmbench.data.preprocess.base import EmbeddingPreprocessor
 from mmbench.registry import load_registry

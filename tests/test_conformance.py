@@ -271,7 +271,7 @@ def test_check_functions_raise_one_error_listing_every_failure():
     with pytest.raises(ConformanceError) as caught:
         check_fusion(WrongOutputsFusion)
     assert caught.value.check.split(",") == ["check_space_points_build", "check_output_shapes", "check_batch_of_one", "check_gradients",
-                                             "check_seeded_determinism", "check_state_dict_round_trip"]
+                                             "check_seeded_determinism", "check_state_dict_round_trip", "check_task_types"]
     with pytest.raises(ConformanceError, match="fingerprints differ"):
         check_dataset(UnseededProvider)
     with pytest.raises(TypeError, match="not a subclass of mmbench.Fusion"):

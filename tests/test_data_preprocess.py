@@ -134,7 +134,7 @@ def test_decoded_arrays_come_from_the_disk_cache_in_a_second_process(tmp_path, m
     expected = first.transform(split)["waveform"]
     assert list((tmp_path / "cache").glob("*.npz"))
 
-    import mmbench.data.preprocess.audio as module
+    import mmbench_audio.preprocess as module
 
     def fail(_):
         raise AssertionError("decoded again despite the cache")
@@ -170,8 +170,11 @@ def test_media_is_decoded_a_chunk_at_a_time_and_decoded_once(tmp_path, monkeypat
         decoded.append(len(items))
         return original(items, column, decode, first_row=first_row)
 
-    module = __import__(f"mmbench.data.preprocess.{kind}", fromlist=["decode_each"])
+    module = __import__({"image": "mmbench_vision", "audio": "mmbench_audio"}[kind] + ".preprocess", fromlist=["decode_each"])
     monkeypatch.setattr(module, "decode_each", counting)
+    import mmbench.data.pixels as pixels_module  # the image size probe (shared with video and degradations)
+
+    monkeypatch.setattr(pixels_module, "decode_each", counting)
     chunked = default_preprocessor(info)
     chunked.fit(split)
     probe, *chunks = decoded  # the first rows' headers choose size / rate, then the chunks

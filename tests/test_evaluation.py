@@ -12,7 +12,7 @@ import torch
 from mmbench.runs.evaluation.contributions import shapley_values, shares
 from mmbench.runs.evaluation.report import pareto_front
 from mmbench.runs.evaluation.robustness import effective_robustness, perturb, relative_robustness
-from mmbench.runs.evaluation.seeds import mark_within_noise, mean_std, within_noise
+from mmbench.tracking.comparison import mark_within_noise, mean_std, within_noise
 
 
 def _game(players, value_of):

@@ -384,8 +384,8 @@ def test_credentials_never_reach_error_messages_or_logs(postgres: PostgresServer
     for text in [*messages, *(record.getMessage() for record in caplog.records)]:
         assert secret not in text and quote(secret, safe="") not in text and "wr0ng" not in text, text
     assert all(":***@" in message for message in messages), messages
-    from mmbench.tracking.tracker import redact_url
+    from mmbench.infra.secrets import redact_text
 
     # a password written with a raw '@' is hidden whole, not up to its first '@'
-    assert redact_url("http://alice:p@ss@host:5000 and postgresql://u:pw@db/x") == \
+    assert redact_text("http://alice:p@ss@host:5000 and postgresql://u:pw@db/x") == \
         "http://alice:***@host:5000 and postgresql://u:***@db/x"

@@ -216,7 +216,8 @@ def test_unused_padding_columns_do_not_change_the_encoding(checkpoints):
 
 
 def test_mean_and_cls_pooling_share_one_cached_feature_pass(checkpoints):
-    from mmbench.train.features.cache import CachedEncoder, compute_features
+    from mmbench.train.features.compute import compute_features
+    from mmbench.train.features.encoder import CachedEncoder
 
     info, tensors = tokenized(checkpoints["bert"])
     assert PretrainedText.cache_params(finetune=False, pooling="cls") == PretrainedText.cache_params(finetune=False, pooling="mean")

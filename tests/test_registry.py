@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from mmbench import Encoded, Encoder, Fusion, Int, ModalityInfo, hookimpl
+from mmbench import Encoded, Encoder, Fusion, Int, ModalityInfo, ModalityKind, hookimpl
 from mmbench.errors import DuplicateComponentError, InvalidComponentError, PluginLoadError, UnknownComponentError
 from mmbench.registry import load_registry
 
@@ -188,7 +188,7 @@ class NotAFusion(Fusion):
     [
         ("mmbench_encoders", Unnamed, "encoder class Unnamed declares no 'name'"),
         ("mmbench_encoders", NoPrefix, "encoder 'vector' must be named 'embedding.<name>'"),
-        ("mmbench_encoders", UnknownModality, "encoder 'smell.nose' has modality 'smell'; valid: text, image"),
+        ("mmbench_encoders", UnknownModality, "encoder 'smell.nose' has modality 'smell'; valid: audio, embedding, image, tabular, text"),
         ("mmbench_encoders", BadSpaceType, "hyperparameter 'width' must be Int, Float or Categorical"),
         ("mmbench_encoders", BadSpaceName, "hyperparameter name 'hidden-size' must be a Python identifier"),
         ("mmbench_fusions", NotAFusion, "fusion 'early_copy': 'space' must be a dict"),
@@ -202,3 +202,41 @@ def test_malformed_components_are_invalid_component_errors(hook, component, mess
         load_registry(extra_plugins=[("sloppy", plugin(**{hook: lambda: [component]}))])
     assert str(caught.value).startswith("plugin 'sloppy': ") and message in str(caught.value)
     assert caught.value.plugin == "sloppy"
+
+
+class Smell(ModalityKind):
+    name = "smell"
+    description = "odour sensor readings"
+    extensions = (".odr",)
+
+
+class SmellEncoder(Encoder):
+    name = "smell.nose"
+    modality = "smell"
+    description = "a nose"
+    space = {}
+
+
+def test_a_plugin_adds_a_modality_kind_its_encoders_and_file_extensions_use():
+    registry = load_registry(extra_plugins=[("noses", plugin(mmbench_modalities=lambda: [Smell], mmbench_encoders=lambda: [SmellEncoder]))])
+    assert "smell" in registry.list_kinds() and registry.get_kind("smell") is Smell
+    assert registry.owner("modality kind", "smell") == "noses"
+    assert registry.list_encoders(modality="smell") == ["smell.nose"]
+    assert registry.kind_of_file("/data/a.ODR") == "smell" and registry.kind_of_file("b.wav") == "audio"
+    assert registry.kind_of_file("notes.txt") is None
+    with pytest.raises(UnknownComponentError, match="unknown modality kind 'smel'.*did you mean 'smell'"):
+        registry.get_kind("smel")
+
+
+def test_the_built_in_kinds_come_from_the_plugins_that_own_them(registry):
+    owners = {kind: registry.owner("modality kind", kind) for kind in registry.list_kinds()}
+    builtin = {"text": "text", "image": "vision", "audio": "audio", "video": "video", "tabular": "tabular", "embedding": "embedding"}
+    assert builtin.items() <= owners.items()
+
+
+def test_a_duplicate_kind_names_both_plugins_and_a_bad_kind_name_is_invalid():
+    with pytest.raises(DuplicateComponentError, match="modality kind 'smell' is registered by both plugin 'one' and plugin 'two'"):
+        load_registry(extra_plugins=[("one", plugin(mmbench_modalities=lambda: [Smell])), ("two", plugin(mmbench_modalities=lambda: [type("Smell2", (Smell,), {})]))])
+    dotted = type("Dotted", (ModalityKind,), {"name": "smell.v2"})
+    with pytest.raises(InvalidComponentError, match="modality kind 'smell.v2' must be a lowercase name without dots"):
+        load_registry(extra_plugins=[("dots", plugin(mmbench_modalities=lambda: [dotted]))])

@@ -37,7 +37,11 @@ def test_it_shows_in_mmbench_plugins():
     listing = json.loads(result.stdout)
     assert {"name": "example", "distribution": "mmbench-example-plugin", "version": "0.1.0"} in listing["plugins"]
     mine = {(c["kind"], c["name"]): c for c in listing["components"] if c["plugin"] == "example"}
-    assert set(mine) == {("encoder", "embedding.gated"), ("fusion", "example_sum"), ("dataset", "example_blobs")}
+    assert set(mine) == {
+        ("encoder", "embedding.gated"), ("fusion", "example_sum"), ("dataset", "example_blobs"),
+        ("modality", "timeseries"), ("encoder", "timeseries.conv1d"), ("dataset", "example_waves"),
+    }
+    assert mine[("encoder", "timeseries.conv1d")]["modality"] == "timeseries"
     assert mine[("encoder", "embedding.gated")]["modality"] == "embedding"
     assert mine[("encoder", "embedding.gated")]["hyperparameters"] == {"width": "int[8, 64] log", "dropout": "float[0, 0.3]"}
     assert mine[("dataset", "example_blobs")]["options"]["n_samples"].startswith("rows to generate")
@@ -77,3 +81,32 @@ def test_its_own_test_suite_passes_with_mmbench_testing():
                             capture_output=True, text=True, timeout=600, cwd=EXAMPLE)
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+@pytest.mark.slow
+def test_mmbench_search_runs_on_the_modality_kind_it_adds(stores, tmp_path):
+    """The plugin's ``timeseries`` kind end to end: its provider, default preprocessing, encoder and task."""
+    result = run_cli(
+        "search", "example-waves", "--n-trials", "1", "--max-epochs", "1", "--no-plots", "--quiet",
+        "--fusions", "early", "--encoders", "embedding=embedding.mlp",
+        "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"],
+    )
+    assert result.returncode == 0, result.stderr
+    import optuna
+
+    (trial,) = optuna.load_study(study_name="example-waves", storage=stores["storage"]).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs
+    assert trial.user_attrs["config"]["encoders"] == {"timeseries": "timeseries.conv1d", "embedding": "embedding.mlp"}
+    assert any(name.startswith("encoder.timeseries.conv1d.") for name in trial.params)
+    assert 0.0 <= trial.value <= 1.0
+
+
+def test_a_task_naming_an_unregistered_kind_is_a_one_line_error(tmp_path):
+    task = tmp_path / "waves-without-plugin.yaml"
+    task.write_text(
+        "name: waves-bad-kind\ndata:\n  provider: example_waves\n  options: {n_samples: 40}\nlabel: band\n"
+        "modalities: {signal: seismic}\n"
+    )
+    result = run_cli("search", str(task), "--n-trials", "1", "--max-epochs", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "column 'signal' has unknown kind 'seismic'" in result.stderr and "timeseries" in result.stderr

@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from mmbench.search.study import run_search
-from mmbench.tracking.tracker import Tracker, redact_url
+from mmbench.infra.secrets import redact_url
+from mmbench.tracking.tracker import Tracker
 
 
 def _runs(tracking_uri: str, task: str):

@@ -1,8 +1,7 @@
 """CLI commands of holistic evaluation: ``evaluate``, ``reproduce``, ``predict``, ``report``.
 
-Registered on the main typer app by :func:`register` (called from :mod:`mmbench.cli.app`), so the
-evaluation commands live beside the code they drive. Heavy modules are imported inside each
-command; user errors are :class:`~mmbench.errors.MmbenchError` (one line, exit code 2).
+Registered on the main typer app by :func:`register` (called from :mod:`mmbench.cli.app`). Heavy
+modules are imported inside each command; user errors are :class:`~mmbench.errors.MmbenchError` (one line, exit code 2).
 """
 
 from __future__ import annotations
@@ -12,22 +11,7 @@ from pathlib import Path
 
 import typer
 
-from mmbench.errors import ConfigError
-
-_URI_HELP = "MLflow tracking URI."
-_DEFAULT_URI = "sqlite:///mlflow.db"
-
-
-def _note(text: str) -> None:
-    typer.echo(f"note: {text}", err=True)
-
-
-def _tracker(tracking_uri: str):
-    from mmbench.cli.app import _require_store
-    from mmbench.tracking.tracker import Tracker
-
-    _require_store(tracking_uri)
-    return Tracker(tracking_uri)
+from mmbench.cli.common import DEFAULT_TRACKING_URI, URI_HELP, check_format, note, open_store
 
 
 def evaluate(
@@ -38,17 +22,16 @@ def evaluate(
     retrain: bool = typer.Option(True, "--retrain/--no-retrain", help="Retrain a run that has no logged weights."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder of the task's data files (or $MMBENCH_DATA)."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
-    tracking_uri: str = typer.Option(_DEFAULT_URI, "--tracking-uri", help=_URI_HELP),
+    tracking_uri: str = typer.Option(DEFAULT_TRACKING_URI, "--tracking-uri", help=URI_HELP),
 ) -> None:
     """Score a recorded run's model; optionally robustness and modality contributions (logged on the run)."""
     from mmbench.tasks.loading import data_root as resolve_root
     from mmbench.runs.evaluation import evaluate_run
     from mmbench.registry import get_registry
 
-    if fmt not in ("table", "json"):
-        raise ConfigError(f"--format must be one of table, json, got '{fmt}'")
-    result = evaluate_run(_tracker(tracking_uri), run_id, get_registry(), split=split, robustness=robustness,
-                          contributions=contributions, data_root=resolve_root(data_root), retrain=retrain, on_note=_note)
+    check_format(fmt, ("table", "json"))
+    result = evaluate_run(open_store(tracking_uri), run_id, get_registry(), split=split, robustness=robustness,
+                          contributions=contributions, data_root=resolve_root(data_root), retrain=retrain, on_note=note)
     if fmt == "json":
         payload = {"run_id": run_id, "split": result.split, "n_rows": result.n_rows, "metrics": result.metrics,
                    "robustness": result.robustness.to_dict() if result.robustness else None,
@@ -78,17 +61,17 @@ def reproduce(
     run_id: str = typer.Argument(..., help="A trial run id."),
     device: str = typer.Option("cpu", "--device", help="cpu (bit-identical) or auto/cuda."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder of the task's data files (or $MMBENCH_DATA)."),
-    tracking_uri: str = typer.Option(_DEFAULT_URI, "--tracking-uri", help=_URI_HELP),
+    tracking_uri: str = typer.Option(DEFAULT_TRACKING_URI, "--tracking-uri", help=URI_HELP),
 ) -> None:
     """Rebuild a run's exact configuration, retrain it with its seed and compare the metrics (exit 1 if they differ)."""
     from mmbench.tasks.loading import data_root as resolve_root
     from mmbench.registry import get_registry
     from mmbench.runs.reproduce import reproduce as rerun
 
-    outcome = rerun(_tracker(tracking_uri), run_id, get_registry(), data_root=resolve_root(data_root), device=device)
+    outcome = rerun(open_store(tracking_uri), run_id, get_registry(), data_root=resolve_root(data_root), device=device)
     typer.echo(f"run {run_id}: {outcome.combination} (seed {outcome.seed})")
     if not outcome.fingerprint_matches:
-        _note("the task's data changed since the run (fingerprint differs); metrics cannot match")
+        note("the task's data changed since the run (fingerprint differs); metrics cannot match")
     for name in sorted(outcome.reproduced):
         recorded = outcome.recorded.get(name)
         mark = "" if recorded is None else ("=" if outcome.differences[name] <= 1e-9 else "≠")
@@ -104,27 +87,27 @@ def predict(
     output: Path = typer.Option(Path("predictions.csv"), "--output", "-o", help="Where to write predictions (.csv or .jsonl)."),
     retrain: bool = typer.Option(True, "--retrain/--no-retrain", help="Retrain a run that has no logged weights."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Folder of the task's data files (or $MMBENCH_DATA)."),
-    tracking_uri: str = typer.Option(_DEFAULT_URI, "--tracking-uri", help=_URI_HELP),
+    tracking_uri: str = typer.Option(DEFAULT_TRACKING_URI, "--tracking-uri", help=URI_HELP),
 ) -> None:
     """Predict new rows with a recorded model; writes class, its probability and every class's probability."""
     from mmbench.tasks.loading import data_root as resolve_root
     from mmbench.runs.predict import predict_file
     from mmbench.registry import get_registry
 
-    path, n_rows = predict_file(_tracker(tracking_uri), run_id, data_file, output, get_registry(),
-                                data_root=resolve_root(data_root), retrain=retrain, on_retrain=_note)
+    path, n_rows = predict_file(open_store(tracking_uri), run_id, data_file, output, get_registry(),
+                                data_root=resolve_root(data_root), retrain=retrain, on_retrain=note)
     typer.echo(f"wrote {n_rows} predictions to {path}")
 
 
 def report(
     task: str = typer.Option(..., "--task", help="The task to report on."),
     output: Path | None = typer.Option(None, "--output", "-o", help="HTML file [default: report-<task>.html]."),
-    tracking_uri: str = typer.Option(_DEFAULT_URI, "--tracking-uri", help=_URI_HELP),
+    tracking_uri: str = typer.Option(DEFAULT_TRACKING_URI, "--tracking-uri", help=URI_HELP),
 ) -> None:
     """Write a self-contained HTML report (leaderboard, robustness, efficiency, contributions); also logged to MLflow."""
     from mmbench.runs.evaluation.report import write_report
 
-    path = write_report(_tracker(tracking_uri), task, output)
+    path = write_report(open_store(tracking_uri), task, output)
     typer.echo(f"wrote {path}")
 
 

@@ -12,6 +12,8 @@ absolute paths.
 
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +44,7 @@ def base_dir(raw: RawData, split: str) -> Path | None:
 
 
 def check_rows(
-    raw: RawData, label: str, kinds: Mapping[str, str], *, skip: bool
+    raw: RawData, label: str, kinds: Mapping[str, str], *, skip: bool, task_type: str = "classification"
 ) -> tuple[dict[str, datasets.Dataset], dict[str, Any]]:
     """Validate every row of every split; resolve media paths.
 
@@ -51,6 +53,8 @@ def check_rows(
         label: the label column.
         kinds: column -> kind of the columns in use.
         skip: drop bad rows (counted) instead of raising.
+        task_type: ``"regression"`` labels must be finite numbers, class labels names or integers
+            (``"multilabel"``: lists, or delimited text, checked only for presence).
 
     Returns:
         The checked splits and notes (``skipped_rows``, ``skipped_reasons``, ``first_skipped``)
@@ -69,7 +73,9 @@ def check_rows(
         if split.num_rows == 0:
             raise DataError(f"{place}: split '{name}' is empty")
         bad: dict[int, tuple[str, str]] = {}
-        for row, reason in _label_problems(split[label], label):
+        problems = _label_problems(split[label], label, regression=task_type == "regression") if task_type != "multilabel" else [
+            (row, f"label '{label}' is missing") for row, value in enumerate(split[label]) if _missing(value) and value != ""]  # "": no label
+        for row, reason in problems:
             bad.setdefault(row, (reason, "label"))
         for column, kind in kinds.items():
             if kind in FILE_KINDS and column in split.column_names:
@@ -91,9 +97,16 @@ def check_rows(
     return checked, notes
 
 
-def _label_problems(values: list[Any], label: str) -> list[tuple[int, str]]:
+def _label_problems(values: list[Any], label: str, *, regression: bool = False) -> list[tuple[int, str]]:
     """(row, reason) for labels that are missing or of the wrong type."""
     problems = []
+    if regression:
+        for row, value in enumerate(values):
+            if _missing(value):
+                problems.append((row, f"label '{label}' is missing"))
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                problems.append((row, f"label '{label}' is {value!r:.40}; a regression target is a finite number"))
+        return problems
     present = [v for v in values if not _missing(v)]
     integer_like = sum(1 for v in present if _integer_like(v))
     integers_expected = bool(present) and integer_like * 2 >= len(present)

@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmbench.data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     import datasets
@@ -73,9 +72,13 @@ def infer_kind(split: datasets.Dataset, column: str, *, base_dir: Path | None = 
 def _string_kind(values: list[str], base_dir: Path | None) -> str | None:
     if not values:
         return "text"
+    from mmbench.registry import get_registry
+
     sample = values[:_SAMPLE]
-    for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS), ("video", VIDEO_EXTENSIONS)):
-        if _share(sample, lambda v, ext=extensions: v.lower().endswith(ext)) >= _MAJORITY:
+    registry = get_registry()
+    file_kinds = [registry.kind_of_file(v) for v in sample]
+    for kind in sorted({k for k in file_kinds if k is not None}):
+        if file_kinds.count(kind) / len(sample) >= _MAJORITY:
             return kind
     if _share(sample[:20], lambda v: _is_dir(v, base_dir)) >= _MAJORITY:
         return "video"

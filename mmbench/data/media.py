@@ -22,9 +22,9 @@ import numpy as np
 if TYPE_CHECKING:
     import datasets
 
+#: the frame files of a video stored as a folder of images (which extensions mark a column's
+#: kind is each registered ModalityKind's ``extensions``)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 FILE_KINDS = ("image", "audio", "video")
 
 
@@ -109,7 +109,7 @@ def read_image(value: Any) -> np.ndarray:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise MediaError(f"an image must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape {array.shape}")
-    return array[:, :, :3]
+    return _finite(array[:, :, :3], "image")
 
 
 def resize_image(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -156,7 +156,7 @@ def read_audio(value: Any) -> tuple[np.ndarray, int]:
         rate = value.get("sampling_rate")
         if rate is None:
             raise MediaError("audio mapping lacks 'sampling_rate'")
-        return _mono(np.asarray(value["array"], dtype=np.float32)), int(rate)
+        return _finite(_mono(np.asarray(value["array"], dtype=np.float32)), "audio"), int(rate)
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
     if not isinstance(value, (str, bytes, os.PathLike)):
@@ -171,7 +171,14 @@ def read_audio(value: Any) -> tuple[np.ndarray, int]:
         if isinstance(value, (str, os.PathLike)) and not Path(value).exists():
             raise MediaError(f"audio file '{value}' not found") from None
         raise MediaError(f"cannot decode audio '{value}' ({_one_line(error)})") from None
-    return _mono(wave), int(rate)
+    return _finite(_mono(wave), "audio"), int(rate)
+
+
+def _finite(array: np.ndarray, what: str) -> np.ndarray:
+    """``array``, after checking a float one holds no NaN or infinity (it would turn a trial's loss into NaN)."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise MediaError(f"{what} holds NaN or infinity")
+    return array
 
 
 def audio_rate(value: Any) -> int:

@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from mmbench.data.duplicates import content_keys, duplicate_clusters, duplicate_report
 from mmbench.data.fingerprint import fingerprint
 from mmbench.data.infer import TABULAR_SUBKINDS, infer_kind
+from mmbench.data.inspection import column_report, identifier_warnings
 from mmbench.data.media import FILE_KINDS
 from mmbench.data.provider import SPLITS, RawData
-from mmbench.data.schema import MODALITY_KINDS, ModalityInfo, Schema
-from mmbench.data.splits import SplitSpec, group_split, stratified_split
+from mmbench.data.schema import ModalityInfo, Schema
+from mmbench.data.splits import SplitSpec, check_split, group_split, label_strata, stratified_split
 from mmbench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -34,6 +38,10 @@ class DataSpec:
         extra: settings that change the data and so belong in the fingerprint.
         on_bad_rows: ``"error"`` (default) or ``"skip"`` (drop bad rows, counted in the notes).
         degrade: the task's ``data.degrade`` block (:mod:`mmbench.data.degrade.base`).
+        task_type: ``classification``, ``multilabel`` or ``regression``; ``None``: inferred from
+            the label (:func:`infer_task_type`).
+        label_delimiter: a multi-label column's separator in text cells (``"action|drama"``);
+            list-valued cells need none.
     """
 
     label: str
@@ -42,6 +50,27 @@ class DataSpec:
     extra: Mapping[str, Any] = field(default_factory=dict)
     on_bad_rows: str = "error"
     degrade: Mapping[str, Any] = field(default_factory=dict)
+    task_type: str | None = None
+    label_delimiter: str | None = None
+
+
+#: an integer label with more distinct values than this (and than a fifth of the rows) is a quantity, not a class
+_MANY_VALUES = 50
+
+
+def infer_task_type(values: list[Any], delimiter: str | None = None) -> str:
+    """``multilabel`` for list-valued cells (or text cells when a ``delimiter`` is set);
+    ``regression`` for a numeric label with mostly fractional values, or with many distinct
+    values (over 50 and over a fifth of the rows); ``classification`` otherwise."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    if present and (all(isinstance(v, (list, tuple)) for v in present) or (delimiter and all(isinstance(v, str) for v in present))):
+        return "multilabel"
+    if not present or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in present):
+        return "classification"
+    if sum(isinstance(v, float) and not v.is_integer() for v in present) * 2 > len(present):
+        return "regression"  # mostly fractional (one stray 1.5 among classes is a bad row, reported as such)
+    distinct = len(set(present))
+    return "regression" if distinct > _MANY_VALUES and distinct > 0.2 * len(present) else "classification"
 
 
 def prepare(raw: RawData, spec: DataSpec) -> PreparedData:
@@ -60,56 +89,147 @@ def prepare(raw: RawData, spec: DataSpec) -> PreparedData:
     if spec.label not in sample.column_names:
         raise DataError(f"label column '{spec.label}' not found; columns: {', '.join(sample.column_names)}")
     kinds, ignored = _column_kinds(raw, spec, sample, name)
-    checked, notes = check_rows(raw, spec.label, kinds, skip=spec.on_bad_rows == "skip")
-    splits = _split(replace(raw, splits=checked), spec)
-    classes = _classes(splits, spec.label)
+    task_type = spec.task_type or infer_task_type(sample[spec.label], spec.label_delimiter)
+    checked, notes = check_rows(raw, spec.label, kinds, skip=spec.on_bad_rows == "skip", task_type=task_type)
+    if task_type == "multilabel":
+        checked = {name: _as_label_lists(split, spec.label, spec.label_delimiter) for name, split in checked.items()}
+    splits, split_notes = _split(replace(raw, splits=checked), spec, kinds, task_type)
+    if task_type == "classification":
+        classes = _classes(splits, spec.label)
+    else:
+        classes = _label_names(splits, spec.label) if task_type == "multilabel" else ()
+    scale = _target_scale(splits["train"][spec.label]) if task_type == "regression" else None
     if spec.degrade:
         from mmbench.data.degrade.base import degrade
 
         splits = degrade(splits, kinds, spec.degrade, seed=spec.split.seed)
-    schema = Schema(modalities=_group_modalities(kinds), label=spec.label, classes=classes)
+    schema = Schema(modalities=_group_modalities(kinds), label=spec.label, task_type=task_type, classes=classes, target_scale=scale)
     sizes = {name: splits[name].num_rows for name in SPLITS}
     files = [c for c, kind in kinds.items() if kind in FILE_KINDS and isinstance(splits["train"][0][c], str)]
-    digest = fingerprint(splits, schema.to_dict(), {"split": spec.split.__dict__, **dict(spec.extra)}, files=files)
-    notes = {**raw.notes, **notes, **({"ignored_columns": ignored} if ignored else {})}
+    digest = fingerprint(splits, schema.to_dict(), {"split": _split_settings(spec.split), **dict(spec.extra)}, files=files)
+    notes = {**raw.notes, **notes, **split_notes, **({"ignored_columns": ignored} if ignored else {})}
+    notes["columns"] = column_report(sample.column_names, kinds, label=spec.label, group_column=spec.split.group_column,
+                                     declared=spec.modalities, provided=raw.modalities, ignored=ignored)
+    warnings = identifier_warnings(sample, kinds, spec.modalities)
+    if warnings:
+        notes["column_warnings"] = warnings
     return PreparedData(splits=splits, schema=schema, fingerprint=digest, split_sizes=sizes, notes=notes)
 
 
-def _split(raw: RawData, spec: DataSpec) -> dict[str, datasets.Dataset]:
+def _split(raw: RawData, spec: DataSpec, kinds: Mapping[str, str], task_type: str) -> tuple[dict[str, datasets.Dataset], dict[str, Any]]:
+    """The three splits (the provider's, or cut from ``all``) and the duplicate probe's notes."""
     names = set(raw.splits)
     if names == set(SPLITS):
         splits = dict(raw.splits)
+        per_split = [content_keys(splits[name], kinds) for name in SPLITS]
+        keys = {column: [key for part in per_split for key in part[column]] for column in per_split[0]}
+        offsets = np.cumsum([0] + [splits[name].num_rows for name in SPLITS])
+        indices = {name: np.arange(offsets[i], offsets[i + 1]) for i, name in enumerate(SPLITS)}
+        report = duplicate_report(duplicate_clusters(keys, int(offsets[-1])), [v for n in SPLITS for v in splits[n][spec.label]], indices)
+        notes = {"duplicates": report} if report["groups"] else {}
     elif names == {"all"}:
         whole = raw.splits["all"]
         if spec.label not in whole.column_names:
             raise DataError(f"label column '{spec.label}' not found; columns: {', '.join(whole.column_names)}")
-        if spec.split.group_column:
-            if spec.split.group_column not in whole.column_names:
-                raise ConfigError(f"group_column '{spec.split.group_column}' not found; columns: {', '.join(whole.column_names)}")
-            indices = group_split(whole[spec.split.group_column], spec.split)
-        else:
-            indices = stratified_split(whole[spec.label], spec.split)
+        indices, notes = _cut(whole, spec, kinds, task_type)
         splits = {name: whole.select(indices[name]).flatten_indices() for name in SPLITS}
     else:
         raise DataError(f"provider returned splits {sorted(names)}; expected {list(SPLITS)} or ['all']")
     for name in SPLITS:
         if splits[name].num_rows == 0:
             raise DataError(f"split '{name}' is empty")
-    return splits
+    return splits, notes
+
+
+def _cut(whole: datasets.Dataset, spec: DataSpec, kinds: Mapping[str, str], task_type: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Row indices per split of unsplit data: grouped (by ``group_column`` and by duplicate
+    content) and checked, else stratified; and the duplicate probe's report.
+
+    Duplicates are grouped when ``split.group_duplicates`` is true, or when it is unset and the
+    duplicate groups allow a sound split (otherwise the notes say why they were not).
+    """
+    split, labels = spec.split, whole[spec.label]
+    groups = None
+    if split.group_column:
+        if split.group_column not in whole.column_names:
+            raise ConfigError(f"group_column '{split.group_column}' not found; columns: {', '.join(whole.column_names)}")
+        groups = [str(v) for v in whole[split.group_column]]
+    clusters = duplicate_clusters(content_keys(whole, kinds), whole.num_rows)
+    report: dict[str, Any] = duplicate_report(clusters, labels)
+    indices = None
+    if report["groups"] and split.group_duplicates is not False:
+        keys = {"duplicates": [str(c) for c in clusters], **({"group_column": groups} if groups else {})}
+        merged = [str(c) for c in duplicate_clusters(keys, whole.num_rows)]
+        by = " and ".join(([f"'{split.group_column}'"] if split.group_column else []) + ["duplicate content"])
+        try:
+            indices = _grouped(labels, merged, split, by, task_type)
+        except (ConfigError, DataError) as error:
+            if split.group_duplicates:
+                raise
+            report["not_grouped_because"] = str(error)
+    if indices is None:
+        strata = label_strata(labels, task_type)
+        indices = stratified_split(strata, split) if groups is None else _grouped(labels, groups, split, f"'{split.group_column}'", task_type)
+    if not report["groups"]:
+        return indices, {}
+    report = {**report, **duplicate_report(clusters, labels, indices), "grouped": "not_grouped_because" not in report and split.group_duplicates is not False}
+    return indices, {"duplicates": report}
+
+
+def _grouped(labels: list[Any], groups: list[str], split: SplitSpec, by: str, task_type: str) -> dict[str, np.ndarray]:
+    indices = group_split(groups, split, strata=label_strata(labels, task_type), by=by)
+    check_split(indices, labels if task_type == "classification" else None, groups, split, by=by)
+    return indices
+
+
+def _as_label_lists(split: datasets.Dataset, label: str, delimiter: str | None) -> datasets.Dataset:
+    """A multi-label column as lists of label names (text cells cut at the delimiter)."""
+    from mmbench.data.bad_rows import replace_column
+
+    def names(value: Any) -> list[str]:
+        parts = value.split(delimiter) if isinstance(value, str) and delimiter else ([value] if isinstance(value, str) else value)
+        return sorted({str(part).strip() for part in parts if str(part).strip()})
+
+    return replace_column(split, label, [names(v) for v in split[label]])
+
+
+def _label_names(splits: Mapping[str, datasets.Dataset], label: str) -> tuple[str, ...]:
+    """A multi-label task's labels: those seen in train (one seen only elsewhere is an error)."""
+    known = sorted({name for names in splits["train"][label] for name in names}, key=_natural_key)
+    for split in ("validation", "test"):
+        unseen = sorted({name for names in splits[split][label] for name in names} - set(known))
+        if unseen:
+            raise DataError(f"split '{split}': label(s) {', '.join(unseen[:5])} of '{label}' never appear in train")
+    return tuple(known)
+
+
+def _split_settings(split: SplitSpec) -> dict[str, Any]:
+    """The split's settings for the fingerprint; the checks' switches only when set, so the
+    fingerprints of tasks that leave them alone stay what they were (the split rows are hashed anyway)."""
+    return {k: v for k, v in split.__dict__.items() if k not in ("allow_missing_classes", "group_duplicates") or v not in (False, None)}
+
+
+def _target_scale(values: list[Any]) -> tuple[float, float]:
+    """Mean and standard deviation of a regression target on train (std 1 for a constant target)."""
+    array = np.asarray(values, dtype=float)
+    std = float(array.std())
+    return float(array.mean()), std if std > 0 else 1.0
 
 
 def _column_kinds(raw: RawData, spec: DataSpec, sample: datasets.Dataset, split_name: str) -> tuple[dict[str, str], list[str]]:
     """Column -> kind (tabular sub-kinds kept) from the provider, the task's overrides and
     inference for the rest; and the identifier columns inference left out."""
     from mmbench.data.bad_rows import base_dir
+    from mmbench.registry import get_registry
 
     columns = sample.column_names
+    known = (*get_registry().list_kinds(), *TABULAR_SUBKINDS)
     kinds = {column: kind for column, kind in raw.modalities.items() if column in columns}
     for column, kind in spec.modalities.items():
         if column not in columns:
             raise ConfigError(f"modalities: unknown column '{column}'; columns: {', '.join(columns)}")
-        if kind != "ignore" and kind not in (*MODALITY_KINDS, *TABULAR_SUBKINDS):
-            available = ", ".join((*MODALITY_KINDS, *TABULAR_SUBKINDS))
+        if kind != "ignore" and kind not in known:
+            available = ", ".join(known)
             raise ConfigError(f"modalities: column '{column}' has unknown kind '{kind}'; available: {available}, ignore")
         kinds[column] = kind
     ignored = []
@@ -121,8 +241,9 @@ def _column_kinds(raw: RawData, spec: DataSpec, sample: datasets.Dataset, split_
             else:
                 kinds[column] = guess
     kinds.pop(spec.label, None)
-    if spec.split.group_column:
-        kinds.pop(spec.split.group_column, None)
+    group = spec.split.group_column
+    if group and spec.modalities.get(group, "ignore") == "ignore" and group not in raw.modalities:
+        kinds.pop(group, None)  # a grouping key, not a feature, unless the task or provider declares it one
     kinds = {column: kind for column, kind in kinds.items() if kind != "ignore"}
     if not kinds:
         raise ConfigError("no modality columns: map columns to kinds under the task's 'modalities:'")

@@ -66,7 +66,12 @@ class PreparedData:
     _labels: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def labels(self, split: str) -> torch.Tensor:
-        """Class indices of a split, as a ``long`` tensor."""
+        """Class indices of a split, as a ``long`` tensor (a regression target: ``float`` values;
+        multi-label: ``(N, n_labels)`` multi-hot ``float``)."""
+        if split not in self._labels and self.schema.task_type == "regression":
+            self._labels[split] = torch.tensor(self.splits[split][self.schema.label], dtype=torch.float32)
+        if split not in self._labels and self.schema.task_type == "multilabel":
+            self._labels[split] = multi_hot(self.splits[split][self.schema.label], self.schema.classes)
         if split not in self._labels:
             index = {name: i for i, name in enumerate(self.schema.classes)}
             values = self.splits[split][self.schema.label]
@@ -117,6 +122,17 @@ class PreparedData:
             for split in SPLITS:
                 per_split[split][name] = tensors[split]
         return infos, {split: SplitTensors(per_split[split], self.labels(split)) for split in SPLITS}
+
+
+def multi_hot(label_lists: list[list[str]], names: tuple[str, ...]) -> torch.Tensor:
+    """``(N, len(names))`` float 0/1 matrix of each row's labels (unknown names are ignored)."""
+    index = {name: i for i, name in enumerate(names)}
+    matrix = torch.zeros(len(label_lists), len(names))
+    for row, labels in enumerate(label_lists):
+        for name in labels:
+            if name in index:
+                matrix[row, index[name]] = 1.0
+    return matrix
 
 
 def _short_hash(text: str) -> str:

@@ -15,12 +15,8 @@ from typing import Any
 
 from mmbench.errors import ConfigError
 
-#: The modality kinds an encoder can declare. ``embedding`` is a precomputed vector ``(D,)``
-#: or sequence of vectors ``(T, D)`` stored in one column.
-MODALITY_KINDS: tuple[str, ...] = ("text", "image", "audio", "video", "tabular", "embedding")
-
 #: Task types the trainer knows how to fit and score.
-TASK_TYPES: tuple[str, ...] = ("classification",)
+TASK_TYPES: tuple[str, ...] = ("classification", "multilabel", "regression")
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,8 @@ class ModalityInfo:
     Attributes:
         name: the modality's name in the task (``"text"``, ``"image"``, or a column name when
             a task has two modalities of one kind).
-        kind: one of :data:`MODALITY_KINDS`.
+        kind: a registered modality kind (:class:`mmbench.ModalityKind`; ``mmbench plugins``
+            lists them).
         columns: the data columns this modality reads.
         dim: feature size of an ``embedding`` modality.
         seq_len: sequence length (tokens, embedding steps).
@@ -64,10 +61,10 @@ class ModalityInfo:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in MODALITY_KINDS:
-            raise ConfigError(
-                f"modality '{self.name}': unknown kind '{self.kind}'; available: {', '.join(MODALITY_KINDS)}"
-            )
+        # Which kinds exist is the registry's knowledge (plugins add kinds); the data layer checks
+        # a task's kinds against it, so here only the form is checked.
+        if not isinstance(self.kind, str) or not self.kind:
+            raise ConfigError(f"modality '{self.name}': kind must be a non-empty name, got {self.kind!r}")
 
     def with_updates(self, **changes: Any) -> ModalityInfo:
         """A copy with some fields replaced (the info is immutable)."""
@@ -86,13 +83,16 @@ class Schema:
         modalities: modality name -> info, in a stable order.
         label: the label column.
         task_type: one of :data:`TASK_TYPES`.
-        classes: class names, index = integer label.
+        classes: class names, index = integer label (multilabel: label names, index = output; empty for regression).
+        target_scale: ``(mean, std)`` of a regression target on train: models predict the
+            standardised target and :class:`~mmbench.train.model.MultimodalModel` scales it back.
     """
 
     modalities: Mapping[str, ModalityInfo]
     label: str
     task_type: str = "classification"
     classes: tuple[str, ...] = ()
+    target_scale: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.modalities:
@@ -106,6 +106,11 @@ class Schema:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def n_outputs(self) -> int:
+        """Width of the model's output: one per class, or one for a regression target."""
+        return 1 if self.task_type == "regression" else len(self.classes)
+
     def with_modality(self, info: ModalityInfo) -> Schema:
         """A copy with one modality's info replaced."""
         modalities = dict(self.modalities)
@@ -117,6 +122,7 @@ class Schema:
             "label": self.label,
             "task_type": self.task_type,
             "classes": list(self.classes),
+            **({"target_scale": list(self.target_scale)} if self.target_scale else {}),
             "modalities": {name: info.to_dict() for name, info in self.modalities.items()},
         }
 
@@ -132,4 +138,5 @@ class Schema:
             label=data["label"],
             task_type=data.get("task_type", "classification"),
             classes=tuple(data.get("classes", ())),
+            target_scale=tuple(data["target_scale"]) if data.get("target_scale") else None,
         )

@@ -12,6 +12,8 @@ _exports = lazy_exports(
         "graceful_stop": ".signals",
         "is_transient": ".retry",
         "plan_slots": ".devices",
+        "redact_text": ".secrets",
+        "redact_url": ".secrets",
         "retry_call": ".retry",
         "stop_requested": ".signals",
     },

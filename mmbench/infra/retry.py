@@ -5,7 +5,7 @@ themselves: a dropped connection, a server restarting, SQLite's ``database is lo
 HTTP 503. Those are retried a few times with growing, jittered pauses; every other error (a
 wrong password, a missing table, a bug) is raised at once, because waiting would not fix it.
 
-Messages are passed through :func:`mmbench.tracking.tracker.redact_url` before they are logged, so a
+Messages are passed through :func:`mmbench.infra.secrets.redact_text` before they are logged, so a
 password in a storage or tracking URL never reaches a log line.
 """
 
@@ -16,7 +16,6 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 T = TypeVar("T")
 
@@ -78,9 +77,25 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+# Workers that start together on an empty store race to create its tables (Optuna's, MLflow's
+# alembic migrations); the loser's error goes away once the winner is done.
+_CREATION_RACE_TEXT = ("already exists", "duplicate key value violates unique constraint",
+                       "online migration expected to match one row", "unique constraint failed: alembic_version")
+
+
+def is_transient_or_creation_race(error: BaseException) -> bool:
+    """:func:`is_transient`, or a lost race to create a new store's tables (retry: the winner finishes).
+
+    Example:
+        >>> is_transient_or_creation_race(RuntimeError("table studies already exists"))
+        True
+    """
+    return is_transient(error) or any(marker in str(link).lower() for link in _chain(error) for marker in _CREATION_RACE_TEXT)
+
+
 def retry_call(function: Callable[..., T], *args: Any, what: str = "call", attempts: int = DEFAULT_ATTEMPTS,
                delay: float = DEFAULT_DELAY, retry_if: Callable[[BaseException], bool] = is_transient,
-               **kwargs: Any) -> T:
+               give_up_after: float | None = None, **kwargs: Any) -> T:
     """Call ``function(*args, **kwargs)``; retry transient errors with exponential backoff.
 
     Args:
@@ -90,6 +105,8 @@ def retry_call(function: Callable[..., T], *args: Any, what: str = "call", attem
         delay: first pause in seconds; doubles each retry (capped at :data:`MAX_DELAY`), +-25% jitter
             so that workers that failed together do not retry together.
         retry_if: which errors to retry (default :func:`is_transient`).
+        give_up_after: no retry starts once this many seconds have passed since the first try
+            (bounds the wait on an unreachable server whose calls each time out).
 
     Returns:
         What ``function`` returned.
@@ -97,8 +114,9 @@ def retry_call(function: Callable[..., T], *args: Any, what: str = "call", attem
     Raises:
         Exception: the last error once attempts are spent, or any non-transient error at once.
     """
-    from mmbench.infra.secrets import redact_url
+    from mmbench.infra.secrets import redact_text
 
+    started = time.monotonic()
     for attempt in range(1, attempts + 1):
         try:
             return function(*args, **kwargs)
@@ -106,8 +124,10 @@ def retry_call(function: Callable[..., T], *args: Any, what: str = "call", attem
             if attempt == attempts or not retry_if(error):
                 raise
             pause = min(MAX_DELAY, delay * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
+            if give_up_after is not None and time.monotonic() - started + pause > give_up_after:
+                raise
             logger.warning("%s failed (%s); retry %d of %d in %.1fs", what,
-                           redact_url(" ".join(str(error).split()))[:300], attempt, attempts - 1, pause)
+                           redact_text(str(error))[:300], attempt, attempts - 1, pause)
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -124,13 +144,16 @@ class RetryingProxy:
         what: names the target in warnings (must not contain credentials).
         on_failure: maps the error that ended the retries to the error to raise, or returns
             ``None`` to re-raise it unchanged.
+        give_up_after: seconds after which a call is not retried again (see :func:`retry_call`).
     """
 
     def __init__(self, target: Any, *, what: str,
-                 on_failure: Callable[[Exception], Exception | None] | None = None) -> None:
+                 on_failure: Callable[[Exception], Exception | None] | None = None,
+                 give_up_after: float | None = None) -> None:
         self._target = target
         self._what = what
         self._on_failure = on_failure
+        self._give_up_after = give_up_after
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
@@ -139,7 +162,7 @@ class RetryingProxy:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return retry_call(value, *args, what=f"{self._what}: {name}", **kwargs)
+                return retry_call(value, *args, what=f"{self._what}: {name}", give_up_after=self._give_up_after, **kwargs)
             except Exception as error:
                 replacement = self._on_failure(error) if self._on_failure else None
                 if replacement is None:
@@ -148,23 +171,6 @@ class RetryingProxy:
 
         call.__name__ = name
         return call
-
-
-def scrub(message: str, url: str) -> str:
-    """``message`` with the URL's password removed, wherever it appears (drivers may echo it).
-
-    Example:
-        >>> scrub("cannot log in to postgresql://bob:pw9@db/x with pw9", "postgresql://bob:pw9@db/x")
-        'cannot log in to postgresql://bob:***@db/x with ***'
-    """
-    text = redact_url_text(message)
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    for secret in {password, unquote(password)} if password else ():
-        text = text.replace(secret, "***")
-    return text
 
 
 def redacting_failure(url: str, label: str, error_type: type[Exception]) -> Callable[[Exception], Exception | None]:
@@ -178,20 +184,15 @@ def redacting_failure(url: str, label: str, error_type: type[Exception]) -> Call
         label: what the message starts with, e.g. ``"--tracking-uri"``.
         error_type: the exception to raise instead, e.g. :class:`~mmbench.errors.TrackingError`.
     """
+    from mmbench.infra.secrets import redact_text, redact_url
 
     def convert(error: Exception) -> Exception | None:
         names = {cls.__name__ for link in _chain(error) for cls in type(link).__mro__}
-        leaks = scrub(str(error), url) != " ".join(str(error).split())  # the password (or a URL's userinfo) shows
+        leaks = redact_text(str(error), url) != " ".join(str(error).split())  # a password (or a URL's userinfo) shows
         if "MlflowException" in names or is_transient(error) or leaks:
             lines = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-            return error_type(f"{label} {scrub(url, url)}: {scrub(lines[0], url)[:300]}")
+            return error_type(f"{label} {redact_url(url)}: {redact_text(lines[0], url)[:300]}")
         return None
 
     return convert
 
-
-def redact_url_text(text: str) -> str:
-    """:func:`mmbench.tracking.tracker.redact_url` over a whitespace-normalised message."""
-    from mmbench.infra.secrets import redact_url
-
-    return redact_url(" ".join(str(text).split()))

@@ -14,7 +14,6 @@ the previous handlers are restored afterwards, so library users keep their own.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
@@ -26,7 +25,6 @@ __all__ = ["StopRequested", "check_stop", "graceful_stop", "stop_callback", "sto
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _requested: list[int] = []  # the signal numbers received while graceful_stop is active
-_OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
 
 
 class StopRequested(KeyboardInterrupt):
@@ -93,21 +91,13 @@ def graceful_stop() -> Iterator[None]:
     _requested.clear()
     for signum in _SIGNALS:
         signal.signal(signum, _handle)
-    optuna_logger = logging.getLogger(_OPTUNA_TRIAL_LOGGER)
-    optuna_logger.addFilter(_quiet_interrupted_trial)
     try:
         yield
         check_stop("between trials")
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        optuna_logger.removeFilter(_quiet_interrupted_trial)
         _requested.clear()
-
-
-def _quiet_interrupted_trial(record: logging.LogRecord) -> bool:
-    """Drop Optuna's "Trial N failed ... Traceback" warning for the trial we stopped on purpose."""
-    return not (_requested and "failed" in record.getMessage())
 
 
 def stop_callback(study: Any, trial: Any) -> None:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError, DataError, TrackingError
+from mmbench.tracking.layout import ROLE_CLASSICAL, TAG
 from mmbench.runs.reproduce import RunSource, build, download_artifact, train_config
 
 if TYPE_CHECKING:
     import datasets
+    import numpy as np
     import torch
 
     from mmbench.data.prepared import SplitTensors
@@ -152,7 +154,15 @@ def labelled_split(source: RunSource, path: str | Path, registry: Registry) -> t
 
     dataset, labelled = rows_dataset(path, source)
     inputs = transform_rows(source, dataset, registry)
-    if labelled:
+    if source.data.schema.task_type == "multilabel":  # multi-hot; a file without labels gets none
+        from mmbench.data.prepared import multi_hot
+
+        values = dataset[source.data.schema.label] if labelled else [[] for _ in range(len(dataset))]
+        labels = multi_hot([v if isinstance(v, list) else str(v).split(source.task.label_delimiter or "|") for v in values],
+                           source.data.schema.classes)
+    elif labelled and source.data.schema.task_type == "regression":
+        labels = torch.tensor([float(v) for v in dataset[source.data.schema.label]], dtype=torch.float32)
+    elif labelled:
         index = {name: i for i, name in enumerate(source.data.schema.classes)}
         values = [str(v) for v in dataset[source.data.schema.label]]
         unknown = sorted({v for v in values if v not in index})
@@ -165,10 +175,23 @@ def labelled_split(source: RunSource, path: str | Path, registry: Registry) -> t
 
 
 def predict_rows(model: MultimodalModel, split: SplitTensors, classes: Sequence[str]) -> list[dict[str, Any]]:
-    """One record per row: predicted class, its probability and every class's probability."""
+    """One record per row: predicted class, its probability and every class's probability (a
+    regression model: the predicted value, in the target's units)."""
     from mmbench.train.loop import predict_logits
 
-    probabilities = predict_logits(model, split).softmax(dim=1).tolist()
+    if getattr(model, "target_scale", None) is not None:
+        return [{"row": row, "prediction": value} for row, value in enumerate(predict_logits(model, split)[:, 0].tolist())]
+    if split.labels.dim() == 2:  # multi-label: every label at or above one half, and each label's probability
+        records = []
+        for row, probs in enumerate(predict_logits(model, split).sigmoid().tolist()):
+            chosen = "|".join(name for name, p in zip(classes, probs) if p >= 0.5)
+            records.append({"row": row, "prediction": chosen, **{f"p_{name}": p for name, p in zip(classes, probs)}})
+        return records
+    return probability_records(predict_logits(model, split).softmax(dim=1).tolist(), classes)
+
+
+def probability_records(probabilities: Sequence[Sequence[float]], classes: Sequence[str]) -> list[dict[str, Any]]:
+    """One record per row of class probabilities: predicted class, its probability, every class's."""
     records = []
     for row, probs in enumerate(probabilities):
         best = max(range(len(probs)), key=probs.__getitem__)
@@ -205,6 +228,14 @@ def predict_file(tracker: Tracker, run_id: str, data_file: str | Path, output: s
             raise ConfigError(f"{flag} {given}: expected a {' or '.join(FORMATS)} file")
     if not Path(data_file).is_file():
         raise DataError(f"{data_file}: file not found")
+    from mmbench.runs.reproduce import get_run, is_ensemble
+
+    run = get_run(tracker, run_id)
+    if is_ensemble(run):  # members' probabilities averaged with the ensemble's weights
+        classes, probabilities = predict_ensemble(tracker, run, data_file, registry, data_root=data_root, retrain=retrain,
+                                                  on_retrain=on_retrain)
+        records = probability_records(probabilities.tolist(), classes)
+        return write_records(records, output), len(records)
     source = load_source(tracker, run_id, registry, data_root=data_root)
     model = load_model(tracker, source, registry, retrain=retrain, on_retrain=on_retrain)
     split, _ = labelled_split(source, data_file, registry)
@@ -212,4 +243,62 @@ def predict_file(tracker: Tracker, run_id: str, data_file: str | Path, output: s
     return write_records(records, output), len(records)
 
 
-__all__ = ["WEIGHTS_FILE", "labelled_split", "load_model", "predict_file", "predict_rows", "write_records"]
+# -- ensembles: each member's probabilities, averaged with its weight -----------------------------
+# A trial member is loaded as any run (its weights, else retrained from its config and seed); a
+# classical member (mmbench.train.classical) is refitted on the train split, which is deterministic.
+
+
+def predict_ensemble(tracker: Tracker, run: Any, data_file: str | Path, registry: Registry, *, data_root: Path | None = None,
+                     retrain: bool = True, on_retrain: Callable[[str], None] | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+    """The task's classes and the ensemble's ``(n_rows, n_classes)`` probabilities for the file's rows."""
+    from mmbench.runs.reproduce import get_run
+    from mmbench.search.ensemble import combine
+    from mmbench.search.ensemble_stage import ensemble_record
+
+    probabilities, weights, classes = [], [], ()
+    for entry in ensemble_record(tracker, run)["members"]:
+        member_id, weight = entry["run_id"], float(entry["weight"])
+        member = get_run(tracker, member_id)
+        if member.data.tags.get(f"{TAG}role") == ROLE_CLASSICAL:
+            classes, proba = _classical_proba(tracker, member, data_file, registry, data_root=data_root)
+        else:
+            classes, proba = _trial_proba(tracker, member_id, data_file, registry, data_root=data_root, retrain=retrain,
+                                          on_retrain=on_retrain)
+        probabilities.append(proba)
+        weights.append(weight)
+    return classes, combine(probabilities, weights)
+
+
+def _trial_proba(tracker: Tracker, run_id: str, data_file: str | Path, registry: Registry, *, data_root: Path | None,
+                 retrain: bool, on_retrain: Callable[[str], None] | None) -> tuple[tuple[str, ...], np.ndarray]:
+    from mmbench.runs.reproduce import load_source
+    from mmbench.train.loop import predict_logits
+
+    source = load_source(tracker, run_id, registry, data_root=data_root)
+    model = load_model(tracker, source, registry, retrain=retrain, on_retrain=on_retrain)
+    split, _ = labelled_split(source, data_file, registry)
+    return tuple(source.data.schema.classes), predict_logits(model, split).softmax(dim=1).numpy()
+
+
+def _classical_proba(tracker: Tracker, run: Any, data_file: str | Path, registry: Registry, *,
+                     data_root: Path | None) -> tuple[tuple[str, ...], np.ndarray]:
+    import datasets
+
+    from mmbench.runs.reproduce import run_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.classical import fit_classical
+
+    data = load_task_data(run_task(tracker, run, registry), registry, root=data_root)
+    name = run.data.tags.get(f"{TAG}classical", "")
+    fitted = fit_classical(name, data, seed=int(run.data.params.get("seed", 0)))
+    train = data.splits["train"]
+    rows = read_rows(data_file, train.features)
+    missing = [c for c in fitted.columns.all if rows and c not in rows[0]]
+    if not rows or missing:
+        raise DataError(f"{data_file}: {'no rows' if not rows else 'column ' + ', '.join(missing) + ' (read by ' + name + ') is missing'}")
+    features = datasets.Features({c: train.features[c] for c in fitted.columns.all})
+    dataset = datasets.Dataset.from_list([{c: row.get(c) for c in fitted.columns.all} for row in rows], features=features)
+    return tuple(data.schema.classes), fitted.predict_proba(dataset, len(rows))
+
+
+__all__ = ["WEIGHTS_FILE", "labelled_split", "load_model", "predict_ensemble", "predict_file", "predict_rows", "probability_records", "write_records"]

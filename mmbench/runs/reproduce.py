@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError, TrackingError
-from mmbench.tracking.tracker import TAG, Tracker, redact_url
+from mmbench.infra.secrets import redact_url
+from mmbench.tracking.tracker import TAG, Tracker
 
 if TYPE_CHECKING:
     from mmbench.search.trials import TrialConfig
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from mmbench.tasks.files import Task
     from mmbench.train.loop import FitResult
 
-from mmbench.tracking.layout import CONFIG_FILE, TASK_FILE
+from mmbench.tracking.layout import CONFIG_FILE, ROLE_ENSEMBLE, TASK_FILE
 
 
 @dataclass
@@ -66,7 +67,7 @@ class RunSource:
 def get_run(tracker: Tracker, run_id: str) -> Any:
     """The MLflow run, or a :class:`TrackingError` naming the id and the store."""
     try:
-        return tracker.client.get_run(run_id)
+        return tracker.get_run(run_id)
     except Exception:  # noqa: BLE001 - MlflowException or a store error: either way, no such run here
         raise TrackingError(f"no run '{run_id}' at tracking URI {redact_url(tracker.tracking_uri)}") from None
 
@@ -75,7 +76,7 @@ def download_artifact(tracker: Tracker, run_id: str, path: str, destination: str
     """Download one artifact of a run into ``destination``; ``None`` when the run has no such artifact."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file: no progress bar
     try:
-        return tracker.client.download_artifacts(run_id, path, destination)
+        return tracker.download_artifact(run_id, path, destination)
     except Exception:  # noqa: BLE001 - artifact stores raise different types for a missing file
         return None
 
@@ -112,7 +113,7 @@ def run_task(tracker: Tracker, run: Any, registry: Registry) -> Task:
     if parent:
         text = read_artifact(tracker, parent, TASK_FILE)
         if text is not None:
-            recorded = tracker.client.get_run(parent).data.params.get("task.file", "")
+            recorded = tracker.get_run(parent).data.params.get("task.file", "")
             source: Path | str = Path(recorded) if recorded else f"run {parent}: {TASK_FILE}"
             return parse_task(yaml.safe_load(text), source=source)
     name = run.data.tags.get(f"{TAG}task")
@@ -135,12 +136,14 @@ def config_tensors(config: TrialConfig, data: PreparedData, registry: Registry) 
 
 def load_source(tracker: Tracker, run_id: str, registry: Registry, *, data_root: Path | None = None) -> RunSource:
     """Rebuild a run's configuration, task, data and tensors."""
+    from mmbench.tasks.files import metric_for
     from mmbench.tasks.loading import load_task_data
 
     run = get_run(tracker, run_id)
     config = run_config(tracker, run_id)
     task = run_task(tracker, run, registry)
     data = load_task_data(task, registry, root=data_root)
+    task = metric_for(task, data.schema.task_type)
     missing = [m for m in config.encoders if m not in data.schema.modalities]
     if missing:
         raise ConfigError(f"run '{run_id}': modality {', '.join(missing)} of its config is not in task '{task.name}'")
@@ -152,7 +155,7 @@ def build(source: RunSource, registry: Registry) -> MultimodalModel:
     """An untrained model of the source's configuration (seeded as in the search)."""
     from mmbench.train.model import build_model
 
-    return build_model(source.config, source.infos, source.data.schema.n_classes, registry)
+    return build_model(source.config, source.infos, source.data.schema.n_outputs, registry, target_scale=source.data.schema.target_scale)
 
 
 def train_config(config: TrialConfig, task: Task, data: PreparedData, infos: dict[str, ModalityInfo],
@@ -161,9 +164,9 @@ def train_config(config: TrialConfig, task: Task, data: PreparedData, infos: dic
     from mmbench.train.model import build_model
     from mmbench.train.loop import TrainSettings, fit
 
-    model = build_model(config, infos, data.schema.n_classes, registry)
+    model = build_model(config, infos, data.schema.n_outputs, registry, target_scale=data.schema.target_scale)
     settings = TrainSettings.from_config(config.train, metric=task.metric, seed=config.seed, device=device)
-    return model, fit(model, tensors, settings, n_classes=data.schema.n_classes)
+    return model, fit(model, tensors, settings, n_classes=data.schema.n_outputs)
 
 
 def final_metrics(result: FitResult, metric: str) -> dict[str, float]:
@@ -184,7 +187,7 @@ def recorded_finals(tracker: Tracker, run: Any, names: Any) -> dict[str, float]:
     for name in names:
         if name not in run.data.metrics:
             continue
-        history = [m for m in tracker.client.get_metric_history(run.info.run_id, name) if m.step == 0]
+        history = [m for m in tracker.metric_history(run.info.run_id, name) if m.step == 0]
         finals[name] = max(history, key=lambda m: m.timestamp).value if history else run.data.metrics[name]
     return finals
 
@@ -222,6 +225,9 @@ def reproduce(tracker: Tracker, run_id: str, registry: Registry, *, data_root: P
     Raises:
         TrackingError: unknown run, or a run without ``config.yaml``.
     """
+    run = get_run(tracker, run_id)
+    if is_ensemble(run):  # nothing to retrain: the selection is rerun on its candidates' stored predictions
+        return reproduce_ensemble(tracker, run)
     source = load_source(tracker, run_id, registry, data_root=data_root)
     _, result = train_config(source.config, source.task, source.data, source.infos, source.tensors, registry, device=device)
     reproduced = final_metrics(result, source.task.metric)
@@ -229,4 +235,26 @@ def reproduce(tracker: Tracker, run_id: str, registry: Registry, *, data_root: P
     outcome = Reproduction(run_id, source.config.combination, source.config.seed, recorded, reproduced, source.fingerprint_matches)
     tracker.set_tags(run_id, {f"{TAG}reproduced": "identical" if outcome.identical else
                               f"differs (max {max(outcome.differences.values(), default=0):.3g})"})
+    return outcome
+
+
+def is_ensemble(run: Any) -> bool:
+    """Whether a run is an ensemble (:mod:`mmbench.search.ensemble_stage`): reproduced and predicted through its members."""
+    return run.data.tags.get(f"{TAG}role") == ROLE_ENSEMBLE
+
+
+def reproduce_ensemble(tracker: Tracker, run: Any) -> Reproduction:
+    """Rerun the selection and compare weights (``weight:<run id>``) and final metrics with the record."""
+    from mmbench.search.ensemble_stage import ensemble_record, reselect
+
+    record = ensemble_record(tracker, run)
+    weights, metrics = reselect(tracker, run)
+    recorded = {f"weight:{m['run_id']}": float(m["weight"]) for m in record["members"]}
+    recorded.update({k: run.data.metrics[k] for k in metrics if k in run.data.metrics})
+    reproduced = {**{f"weight:{k}": w for k, w in weights.items()}, **metrics}
+    for name in recorded.keys() - reproduced.keys():  # a member the rerun did not choose
+        reproduced[name] = 0.0
+    outcome = Reproduction(run.info.run_id, run.data.tags.get(f"{TAG}combination", "ensemble"), int(record["seed"]),
+                           recorded, reproduced, fingerprint_matches=True)
+    tracker.set_tags(run.info.run_id, {f"{TAG}reproduced": "identical" if outcome.identical else "differs"})
     return outcome

@@ -51,6 +51,9 @@ def parse_objectives(text: str | None) -> tuple[str, ...]:
     return names
 
 
-def directions(objectives: tuple[str, ...]) -> list[str]:
-    """The metric is maximised; latency and parameter count are minimised."""
-    return ["maximize" if name == "metric" else "minimize" for name in objectives]
+def directions(objectives: tuple[str, ...], metric: str = "accuracy") -> list[str]:
+    """The metric goes its way (:func:`~mmbench.train.metrics.metric_direction`: ``rmse`` down,
+    ``accuracy`` up); latency and parameter count are minimised."""
+    from mmbench.train.metrics import metric_direction
+
+    return [metric_direction(metric) if name == "metric" else "minimize" for name in objectives]

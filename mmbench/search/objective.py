@@ -7,8 +7,6 @@ stay readable and a reliability layer (heartbeats, signals) can wrap them.
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 import threading
 import time
 import traceback
@@ -16,25 +14,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import MmbenchError
+from mmbench.ranking import rank_key
+from mmbench.search.budget import STOPPED_TAG
 from mmbench.search.attrs import CONFIG, INTERRUPTED, RUN_ID, TRACEBACK, WORKER
 from mmbench.search.progress import Reporter
+from mmbench.search.resume import worker_id
+from mmbench.tracking.layout import TRACEBACK_FILE
 from mmbench.tracking.tracker import TAG, Tracker
 
 if TYPE_CHECKING:
     import optuna
 
-    from mmbench.train.features.cache import FeatureCache
+    from mmbench.train.features.store import FeatureCache
     from mmbench.search.trials import SearchSpace, TrialConfig
     from mmbench.data.prepared import PreparedData, SplitTensors
     from mmbench.infra.devices import DevicePool
     from mmbench.train.model import MultimodalModel
     from mmbench.registry import Registry
     from mmbench.tasks.files import Task
-
-def worker_id() -> str:
-    """``host:pid`` of this process, stored on its trials so a resume can tell dead workers."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
 
 @dataclass
 class BestModel:
@@ -48,6 +45,27 @@ class BestModel:
     test: SplitTensors
 
 
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a trial needs from its search, in one object (so :class:`Objective` takes one argument)."""
+
+    task: Task
+    data: PreparedData
+    space: SearchSpace
+    registry: Registry
+    tracker: Tracker
+    experiment_id: str
+    parent_run_id: str
+    study_name: str
+    reporter: Reporter
+    seed: int
+    devices: DevicePool
+    objectives: tuple[str, ...] = ("metric",)
+    n_trials: int = 0
+    features: FeatureCache | None = None  # frozen-encoder outputs (mmbench.train.features)
+    compile: bool = False  # torch.compile each trial's model
+
+
 class Objective:
     """Callable for :meth:`optuna.Study.optimize`: one trial from suggestion to MLflow record.
 
@@ -55,22 +73,22 @@ class Objective:
     reporter and the best-model slot, which a lock guards.
     """
 
-    def __init__(self, task: Task, data: PreparedData, space: SearchSpace, registry: Registry, tracker: Tracker, *,
-                 experiment_id: str, parent_run_id: str, study_name: str, reporter: Reporter, seed: int,
-                 devices: DevicePool, objectives: tuple[str, ...] = ("metric",), n_trials: int = 0,
-                 features: FeatureCache | None = None, compile: bool = False) -> None:
-        self.task, self.data, self.space, self.registry, self.tracker = task, data, space, registry, tracker
-        self.features, self.compile = features, compile  # frozen-encoder outputs (mmbench.train.features.cache); torch.compile
-        self.experiment_id, self.parent_run_id, self.study_name = experiment_id, parent_run_id, study_name
-        self.reporter, self.seed, self.devices, self.objectives, self.n_trials = reporter, seed, devices, objectives, n_trials
+    #: ``time.monotonic()`` by which a running trial stops (``--time-limit``; the study sets it per stage).
+    deadline: float | None = None
+    #: trial number -> the trainer standing in for ``fit`` (its batch's, ``--batch-trials``: :mod:`mmbench.search.batched`).
+    trainers: dict[int, Any]
+
+    def __init__(self, context: TrialContext) -> None:
+        self.context = context
         self.n_run = 0
         self.best: BestModel | None = None
         self._lock = threading.Lock()
+        self.trainers = {}
 
     # -- the trial ----------------------------------------------------------------------------
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        with self.devices.slot() as device:  # concurrent trials: each holds a device share (mmbench.infra.devices)
+        with self.context.devices.slot() as device:  # concurrent trials: each holds a device share (mmbench.infra.devices)
             return self._run(trial, device)
 
     def _run(self, trial: optuna.Trial, device: str) -> float | tuple[float, float]:
@@ -79,11 +97,11 @@ class Objective:
         with self._lock:
             self.n_run += 1
         started = time.perf_counter()
-        config = self.space.suggest(trial, self.registry, seed=self.seed + trial.number)
+        config = self.context.space.suggest(trial, self.context.registry, seed=self.context.seed + trial.number)
         trial.set_user_attr(CONFIG, config.to_dict())
         trial.set_user_attr(WORKER, worker_id())
         run_id = self._start_run(trial, config, device)
-        self.reporter.trial_started(trial.number, config.combination, int(config.train["max_epochs"]))
+        self.context.reporter.trial_started(trial.number, config.combination, int(config.train["max_epochs"]))
         try:
             model, result, tensors = self._train(trial, config, run_id, device)
             values = self._objective_values(model, result, tensors["validation"])
@@ -96,31 +114,37 @@ class Objective:
                 trial.set_user_attr(INTERRUPTED, True)
             elif not isinstance(error, MmbenchError):
                 trial.set_user_attr(TRACEBACK, traceback.format_exc()[-4000:])
+                self.context.tracker.log_text(run_id, traceback.format_exc(), TRACEBACK_FILE)
             self._finish(trial, run_id, config, "KILLED" if interrupted else "FAIL", None, {}, failure_reason(error), started)
             raise
-        metric = self.task.metric
+        metric = self.context.task.metric
         final = {f"val_{k}": v for k, v in result.validation.items()}
         final.update({f"test_{k}": v for k, v in result.test.items()})
         final.update({"val_score": result.validation[metric], "test_score": result.test[metric], "best_epoch": result.best_epoch})
-        if "latency" in self.objectives:
+        if result.stopped:  # the budget's deadline ended it: kept with its best epoch, and said so
+            trial.set_user_attr(STOPPED_TAG, result.stopped)
+            self.context.tracker.set_tags(run_id, {STOPPED_TAG: result.stopped})
+        if "latency" in self.context.objectives:
             final["latency_ms"] = values[1]
         from mmbench.train.efficiency import efficiency_metrics
 
         final.update(efficiency_metrics(model, result, tensors["validation"]))  # cost beside accuracy, every trial
+        if self.context.data.schema.task_type == "classification":  # class probabilities: what ensembles combine
+            self._store_predictions(run_id, model, tensors)
         self._keep_if_best(trial.number, values[0], run_id, model, config, tensors["test"])
         self._finish(trial, run_id, config, "COMPLETE", values[0], final, None, started)
         return values[0] if len(values) == 1 else (values[0], values[1])
 
     def _start_run(self, trial: optuna.Trial, config: TrialConfig, device: str) -> str:
-        run_id = self.tracker.start_trial(
-            self.experiment_id,
-            self.parent_run_id,
+        run_id = self.context.tracker.start_trial(
+            self.context.experiment_id,
+            self.context.parent_run_id,
             run_name=f"trial {trial.number}: {config.combination}",
             tags=self._tags(trial, config, device),
             params=config.flat_params(),
         )
         trial.set_user_attr(RUN_ID, run_id)
-        self.tracker.log_dict(run_id, config.to_dict(), "config.yaml")
+        self.context.tracker.log_dict(run_id, config.to_dict(), "config.yaml")
         return run_id
 
     def _train(self, trial: optuna.Trial, config: TrialConfig, run_id: str, device: str) -> tuple[MultimodalModel, Any, dict[str, SplitTensors]]:
@@ -130,41 +154,43 @@ class Objective:
         from mmbench.train.model import build_model, count_parameters, preprocessors_for
         from mmbench.train.loop import TrainSettings, fit, resolve_device
 
-        metric = self.task.metric
-        report_to_pruner = len(self.objectives) == 1  # Optuna cannot prune multi-objective trials
+        metric = self.context.task.metric
+        report_to_pruner = len(self.context.objectives) == 1  # Optuna cannot prune multi-objective trials
 
         def on_epoch(report: Any) -> None:
-            self.tracker.log_epoch(run_id, report)
+            self.context.tracker.log_epoch(run_id, report)
             value = report.validation[metric]
-            self.reporter.epoch_finished(trial.number, report.epoch, value)
+            self.context.reporter.epoch_finished(trial.number, report.epoch, value)
             if report_to_pruner:
                 trial.report(value, report.epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {report.epoch} with val_{metric}={value:.4f}")
 
         peaks = PeakMemory.start(resolve_device(device))
-        preprocessors = preprocessors_for(config, self.data.schema, self.registry)
-        if self.features is None:
-            (infos, tensors), prebuilt = self.data.tensors(preprocessors), {}
+        preprocessors = preprocessors_for(config, self.context.data.schema, self.context.registry)
+        if self.context.features is None:
+            (infos, tensors), prebuilt = self.context.data.tensors(preprocessors), {}
         else:  # frozen encoders' outputs computed once, then read from the cache
-            infos, tensors, prebuilt = self.features.trial_inputs(config, self.data, preprocessors, self.registry)
+            infos, tensors, prebuilt = self.context.features.trial_inputs(config, self.context.data, preprocessors, self.context.registry)
         if tensors["train"].streamed:  # over the memory budget: these modalities' batches come from disk
-            self.tracker.set_tags(run_id, {f"{TAG}streamed": ",".join(tensors["train"].streamed)})
-        model = build_model(config, infos, self.data.schema.n_classes, self.registry, prebuilt=prebuilt)
-        self.tracker.log_metrics(run_id, {"n_parameters": count_parameters(model)})
+            self.context.tracker.set_tags(run_id, {f"{TAG}streamed": ",".join(tensors["train"].streamed)})
+        model = build_model(config, infos, self.context.data.schema.n_outputs, self.context.registry, prebuilt=prebuilt,
+                            target_scale=self.context.data.schema.target_scale)
+        self.context.tracker.log_metrics(run_id, {"n_parameters": count_parameters(model)})
         settings = TrainSettings.from_config(config.train, metric=metric, seed=config.seed, device=device)
-        settings = dataclasses.replace(settings, compile=self.compile)
+        settings = dataclasses.replace(settings, compile=self.context.compile, deadline=self.deadline)
         try:
-            result = fit(model, tensors, settings, n_classes=self.data.schema.n_classes, on_epoch=on_epoch)
+            trainer = self.trainers.get(trial.number, fit)
+            result = trainer(model, tensors, settings, n_classes=self.context.data.schema.n_outputs, on_epoch=on_epoch)
         finally:  # pruned and failed trials get their peaks too
-            self.tracker.log_metrics(run_id, peaks.metrics())
+            self.context.tracker.log_metrics(run_id, peaks.metrics())
         return model, result, tensors
 
     def _objective_values(self, model: MultimodalModel, result: Any, validation: SplitTensors) -> tuple[float, ...]:
-        value = float(result.validation[self.task.metric])
-        if len(self.objectives) == 1:
+        value = float(result.validation[self.context.task.metric])
+        if len(self.context.objectives) == 1:
             return (value,)
-        if self.objectives[1] == "params":
+        if self.context.objectives[1] == "params":
             return (value, float(result.n_parameters))
         return (value, latency_ms(model, validation))
 
@@ -173,21 +199,34 @@ class Objective:
     def _keep_if_best(self, number: int, value: float, run_id: str, model: MultimodalModel, config: TrialConfig,
                       test: SplitTensors) -> None:
         with self._lock:
-            if self.best is None or value > self.best.value:
+            metric = self.context.task.metric
+            if self.best is None or rank_key(value, number, metric) > rank_key(self.best.value, self.best.number, metric):
                 self.best = BestModel(number, value, run_id, model, config, test)
+
+    def _store_predictions(self, run_id: str, model: MultimodalModel, tensors: dict[str, SplitTensors]) -> None:
+        """Validation and test probabilities on the run, so ensembles reuse the trial without retraining it."""
+        from mmbench.tracking.predictions import RunPredictions, log_predictions
+        from mmbench.train.loop import predict_logits
+
+        def proba(split: SplitTensors) -> Any:
+            return predict_logits(model, split).softmax(dim=1).cpu().numpy()
+
+        validation, test = tensors["validation"], tensors["test"]
+        log_predictions(self.context.tracker, run_id, RunPredictions(
+            self.context.data.fingerprint, proba(validation), validation.labels.cpu().numpy(), proba(test), test.labels.cpu().numpy()))
 
     def _tags(self, trial: optuna.Trial, config: TrialConfig, device: str) -> dict[str, str]:
         tags = {
-            f"{TAG}task": self.task.name,
-            f"{TAG}study": self.study_name,
+            f"{TAG}task": self.context.task.name,
+            f"{TAG}study": self.context.study_name,
             f"{TAG}trial": str(trial.number),
             f"{TAG}fusion": config.fusion,
             f"{TAG}combination": config.combination,
-            f"{TAG}metric": self.task.metric,
-            f"{TAG}objectives": ",".join(self.objectives),
+            f"{TAG}metric": self.context.task.metric,
+            f"{TAG}objectives": ",".join(self.context.objectives),
             f"{TAG}seed": str(config.seed),
             f"{TAG}device": device,
-            f"{TAG}fingerprint": self.data.fingerprint,
+            f"{TAG}fingerprint": self.context.data.fingerprint,
             f"{TAG}worker": worker_id(),
         }
         tags.update({f"{TAG}encoder.{m}": e for m, e in config.encoders.items()})
@@ -196,14 +235,14 @@ class Objective:
     def _finish(self, trial: optuna.Trial, run_id: str, config: TrialConfig, state: str, value: float | None,
                 metrics: dict[str, float], reason: str | None, started: float) -> None:
         metrics = {**metrics, "duration_s": time.perf_counter() - started}
-        self.tracker.log_metrics(run_id, metrics)
-        self.tracker.finish(run_id, state, reason=reason)
+        self.context.tracker.log_metrics(run_id, metrics)
+        self.context.tracker.finish(run_id, state, reason=reason)
         if reason:
             trial.set_user_attr("reason", reason)
-        self.reporter.trial_finished(trial.number, state, value, self._best_value(trial.study, value), reason)
+        self.context.reporter.trial_finished(trial.number, state, value, self._best_value(trial.study, value), reason)
         result = {**metrics, **({"reason": reason} if reason else {})}
-        self.registry.manager.hook.mmbench_trial_finished(
-            task=self.task.name, study_name=self.study_name, trial_number=trial.number, state=state,
+        self.context.registry.manager.hook.mmbench_trial_finished(
+            task=self.context.task.name, study_name=self.context.study_name, trial_number=trial.number, state=state,
             config=config.to_dict(), result=result,
         )
 

@@ -20,6 +20,8 @@ class Reporter(Protocol):
     def epoch_finished(self, number: int, epoch: int, value: float) -> None: ...
     def trial_finished(self, number: int, state: str, value: float | None, best: float | None, reason: str | None = None) -> None: ...
     def search_finished(self) -> None: ...
+    def note(self, text: str) -> None: ...  # one line for the user: a data summary, a stage skipped or cut short
+    # optional (the search checks with hasattr): search_budget(deadline) - the --time-limit's time.monotonic() deadline
 
 
 class QuietReporter:
@@ -40,6 +42,12 @@ class QuietReporter:
     def search_finished(self) -> None:
         pass
 
+    def search_budget(self, deadline: float) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
 
 class PlainReporter(QuietReporter):
     """Plain lines for CI logs and pipes, where live bars would be noise: a trial's start, each
@@ -52,12 +60,19 @@ class PlainReporter(QuietReporter):
         self.n_finished = 0
         self.started = time.monotonic()
         self.running: dict[int, tuple[str, int]] = {}  # trial number -> (combination, max epochs)
+        self.deadline: float | None = None  # --time-limit: the budget decides what remains
         self._lock = threading.Lock()
 
     def search_started(self, task: str, study: str, n_trials: int, n_done: int) -> None:
         self.n_trials, self.n_finished = n_trials, n_done
         self.started = time.monotonic()
-        self._print(f"search task={task} study={study} trials={n_done}/{n_trials} already done")
+        self._print(f"search task={task} study={study} trials={n_done}/{n_trials or '-'} already done")
+
+    def search_budget(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def note(self, text: str) -> None:
+        self._print(f"note: {text}")
 
     def trial_started(self, number: int, combination: str, max_epochs: int) -> None:
         with self._lock:
@@ -74,8 +89,12 @@ class PlainReporter(QuietReporter):
             self.n_finished += 1
             combination, _ = self.running.pop(number, ("", 0))
         elapsed = time.monotonic() - self.started
-        line = (f"trial {self.n_finished}/{self.n_trials} (#{number}) {state} value={_fmt(value)} best={_fmt(best)} "
-                f"elapsed={elapsed:.0f}s remaining~{_remaining(elapsed, self.n_finished, self.n_trials)} [{combination}]")
+        if self.deadline is not None:
+            remaining = f"{max(0.0, self.deadline - time.monotonic()):.0f}s (time limit)"
+        else:
+            remaining = _remaining(elapsed, self.n_finished, self.n_trials)
+        line = (f"trial {self.n_finished}/{self.n_trials or '-'} (#{number}) {state} value={_fmt(value)} best={_fmt(best)} "
+                f"elapsed={elapsed:.0f}s remaining~{remaining} [{combination}]")
         if reason:
             line += f" reason: {reason}"
         self._print(line)
@@ -111,7 +130,10 @@ class RichReporter(QuietReporter):
     def search_started(self, task: str, study: str, n_trials: int, n_done: int) -> None:
         self.task = task
         self.progress.start()
-        self.trials_bar = self.progress.add_task(self._title(None), total=n_trials, completed=n_done)
+        self.trials_bar = self.progress.add_task(self._title(None), total=n_trials or None, completed=n_done)
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(f"note: {text}")
 
     def trial_started(self, number: int, combination: str, max_epochs: int) -> None:
         with self._lock:

@@ -20,15 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmbench import values
 from mmbench.errors import ConfigError, unknown_name_message
 from mmbench.infra.devices import check_concurrency
 from mmbench.search.attrs import parse_objectives
+from mmbench.search.presets import check_preset_name
 from mmbench.search.samplers import PRUNERS, SAMPLERS
+from mmbench.search.validate import check_search_value
 from mmbench.tracking.layout import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
 DEFAULT_N_TRIALS = 10
 DEFAULT_MAX_EPOCHS = 10
 DEFAULT_PATIENCE = 3
+#: A day: a longer heartbeat would never notice a dead worker (and overflows timers near 1e12 s).
+MAX_HEARTBEAT = 86_400
 
 
 @dataclass(frozen=True)
@@ -37,21 +42,25 @@ class BudgetOptions:
 
     Attributes:
         n_trials: target number of finished trials in the study (resume counts earlier ones).
-        timeout: stop starting trials after this many seconds.
-        max_epochs: epochs per trial (default: the task's).
+        timeout: stop *starting* trials after this many seconds (the soft form of ``time_limit``).
+        max_epochs: epochs per trial (default: the preset's, else the task's).
+        time_limit: hard wall-clock seconds for the whole search (data, trials, later stages; a running
+            trial stops at its stage's deadline, see :mod:`mmbench.search.budget`); the task file's
+            ``n_trials`` then no longer ends the search.
+        preset: ``fast``, ``medium``, ``best`` or ``none`` (default: ``medium`` on real-data tasks; see
+            :mod:`mmbench.search.presets`).
     """
 
     n_trials: int | None = None
     timeout: float | None = None
     max_epochs: int | None = None
+    time_limit: float | None = None
+    preset: str | None = None
 
     def __post_init__(self) -> None:
-        if self.n_trials is not None and self.n_trials < 1:
-            raise ConfigError(f"--n-trials must be at least 1, got {self.n_trials}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ConfigError(f"--timeout must be positive, got {self.timeout}")
-        if self.max_epochs is not None and self.max_epochs < 1:
-            raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
+        for key in ("n_trials", "timeout", "max_epochs", "time_limit"):  # the task file's rules (search.validate)
+            check_search_value(key, getattr(self, key), "--" + key.replace("_", "-"))
+        check_preset_name(self.preset)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,19 @@ class StoreOptions:
     tracking_uri: str = DEFAULT_TRACKING_URI
     heartbeat: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.heartbeat is not None:
+            values.integer(self.heartbeat, "--heartbeat", minimum=0, maximum=MAX_HEARTBEAT)
+        for flag, url in (("--storage", self.storage), ("--tracking-uri", self.tracking_uri)):
+            if _in_memory_sqlite(url):  # every connection would see its own empty database
+                raise ConfigError(f"{flag} {url!r} names no file (an in-memory SQLite database keeps nothing); "
+                                  "give a file, e.g. sqlite:///optuna.db")
+
+
+def _in_memory_sqlite(url: str) -> bool:
+    """``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` (SQLAlchemy's in-memory forms)."""
+    return url.startswith("sqlite:") and url.split("?")[0] in ("sqlite:", "sqlite://", "sqlite:///", "sqlite:///:memory:")
+
 
 @dataclass(frozen=True)
 class ComputeOptions:
@@ -116,6 +138,9 @@ class ComputeOptions:
             see :mod:`mmbench.train.features`).
         cache_size_gb: bound of that folder (least recently used entries evicted); 0 turns
             the feature cache off (frozen encoders then run in every batch).
+        batch_trials: ask the sampler for this many trials at once and train those of one model
+            structure as one batched model (``--batch-trials``; pays off on cached features, see
+            :mod:`mmbench.search.batched`); 1 runs them one at a time.
         memory_budget_gb: preprocessed tensors kept in memory; past it a modality is streamed from
             memory-mapped files (default: ``$MMBENCH_MEMORY_BUDGET_GB`` or half the available
             memory; 0 streams every modality; see :mod:`mmbench.data.storage.spill`).
@@ -128,9 +153,16 @@ class ComputeOptions:
     cache_dir: Path | None = None
     cache_size_gb: float | None = None
     memory_budget_gb: float | None = None
+    batch_trials: int = 1
 
     def __post_init__(self) -> None:
         check_concurrency(n_jobs=self.n_jobs, trials_per_gpu=self.trials_per_gpu)
+        values.integer(self.batch_trials, "--batch-trials", minimum=1)
+        if self.batch_trials > 1 and self.n_jobs > 1:
+            raise ConfigError("--batch-trials and --n-jobs cannot be combined: a batch already trains its trials together")
+        for key in ("cache_size_gb", "memory_budget_gb"):
+            if getattr(self, key) is not None:
+                values.gigabytes(getattr(self, key), "--" + key.replace("_", "-"))
 
 
 @dataclass(frozen=True)
@@ -140,10 +172,16 @@ class OutputOptions:
     Attributes:
         plots: log Optuna's study plots on the parent run at the end.
         log_model: log the best trial's model (PyTorch flavour + safetensors) at the end.
+        classical: fit the classical baselines (majority, LightGBM, TF-IDF + logistic regression)
+            before the trials (``None``: on under the ``medium`` and ``best`` presets).
+        ensemble: build the ensemble of the study's finished runs at the end (``None``: on under
+            any preset; never in a multi-objective search).
     """
 
     plots: bool = True
     log_model: bool = True
+    classical: bool | None = None
+    ensemble: bool | None = None
 
 
 _GROUPS = {"budget": BudgetOptions, "space": SpaceOptions, "store": StoreOptions, "compute": ComputeOptions,
@@ -169,6 +207,9 @@ class SearchSettings:
     store: StoreOptions = field(default_factory=StoreOptions)
     compute: ComputeOptions = field(default_factory=ComputeOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
+
+    def __post_init__(self) -> None:
+        values.seed(self.seed, "--seed")
 
     @classmethod
     def of(cls, task: str, **flags: Any) -> SearchSettings:

@@ -14,7 +14,7 @@
 
 Transient database errors (a dropped connection, SQLite's ``database is locked``) are retried with
 backoff (:mod:`mmbench.infra.retry`). Credentials in the URL never reach a message: every message goes
-through :func:`mmbench.tracking.tracker.redact_url` and has the password itself removed.
+through :mod:`mmbench.infra.secrets` (the URL parsed as SQLAlchemy parses it; every password form hidden).
 
 The study's parent MLflow run is shared by every worker, however many start at once: the worker
 whose ``create_study`` actually created the study (the database's unique study name is the
@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError
 from mmbench.search.attrs import INTERRUPTED, PARENT_RUN, RETRY_OF, RUN_ID, WORKER
-from mmbench.infra.retry import is_transient, retry_call, scrub
-from mmbench.infra.secrets import redact_url
+from mmbench.infra.databases import with_driver
+from mmbench.infra.retry import is_transient_or_creation_race, retry_call
+from mmbench.infra.secrets import redact_text, redact_url, remember_secrets
 
 if TYPE_CHECKING:
     import optuna
@@ -100,6 +101,7 @@ def open_storage(url: str, *, heartbeat: int | None = DEFAULT_HEARTBEAT) -> optu
     import optuna
 
     shown = redact_url(url)
+    remember_secrets(url)  # a driver may echo the password in any later message: those are cleaned too
     journal = journal_path(url)
     if journal is not None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -107,9 +109,9 @@ def open_storage(url: str, *, heartbeat: int | None = DEFAULT_HEARTBEAT) -> optu
         if not journal.parent.is_dir():
             raise ConfigError(f"--storage {shown}: folder {journal.parent} does not exist")
         try:
-            return JournalStorage(JournalFileBackend(str(journal)))
+            return _owned_trials(JournalStorage)(JournalFileBackend(str(journal)))
         except OSError as error:
-            raise ConfigError(f"--storage {shown}: cannot open the journal file ({scrub(str(error), url)})") from None
+            raise ConfigError(f"--storage {shown}: cannot open the journal file ({redact_text(str(error), url)})") from None
     if "://" not in url:
         raise ConfigError(f"--storage {shown}: expected a URL such as sqlite:///optuna.db, postgresql://user@host/db "
                           "or journal:///path/study.log")
@@ -124,35 +126,15 @@ def open_storage(url: str, *, heartbeat: int | None = DEFAULT_HEARTBEAT) -> optu
     # a connection the server dropped while idle is replaced instead of failing the next call
     engine_kwargs = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return retry_call(_retrying_rdb_class(), with_driver(url), engine_kwargs=engine_kwargs, what=f"--storage {shown}",
-                          retry_if=_transient_or_creation_race, **kwargs)
+        return retry_call(_owned_trials(_retrying_rdb_class()), with_driver(url), engine_kwargs=engine_kwargs, what=f"--storage {shown}",
+                          retry_if=is_transient_or_creation_race, **kwargs)
     except ImportError as error:
-        raise ConfigError(f"--storage {shown}: the database driver is missing ({scrub(str(error), url)}); "
+        raise ConfigError(f"--storage {shown}: the database driver is missing ({redact_text(str(error), url)}); "
                           "for PostgreSQL: pip install 'mmbench[postgres]'") from None
     except (ValueError, optuna.exceptions.StorageInternalError) as error:
         raise ConfigError(f"--storage {shown}: {_first_line(error, url)}") from None
     except Exception as error:  # SQLAlchemy: bad URL, unreachable server, wrong password
         raise ConfigError(f"--storage {shown}: cannot open ({type(error).__name__}: {_first_line(error, url)})") from None
-
-
-def with_driver(url: str) -> str:
-    """Name the installed PostgreSQL driver in a plain ``postgresql://`` URL.
-
-    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3; ``mmbench[postgres]`` installs psycopg2,
-    so a plain URL would fail with "driver missing" although a driver is there.
-
-    Example:
-        >>> with_driver("sqlite:///optuna.db")
-        'sqlite:///optuna.db'
-    """
-    import importlib.util
-
-    scheme, sep, rest = url.partition("://")
-    if scheme not in ("postgresql", "postgres") or not sep:
-        return url
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-        return f"postgresql+psycopg2://{rest}"
-    return f"postgresql://{rest}"
 
 
 def create_or_load_study(url: str, *, study_name: str, directions: Sequence[str], sampler: Any, pruner: Any,
@@ -210,8 +192,8 @@ def shared_parent_run(study: optuna.Study, tracker: Tracker, create: Callable[[]
     while True:
         run_id = study.user_attrs.get(PARENT_RUN)
         if run_id:
-            if _run_exists(tracker, run_id):
-                tracker.client.update_run(run_id, status="RUNNING")
+            if tracker.run_exists(run_id):
+                tracker.reopen(run_id)
                 return run_id
             break  # the study is tracked in another store: find or create this store's parent
         if time.monotonic() > deadline or study.get_trials(deepcopy=False):
@@ -221,14 +203,6 @@ def shared_parent_run(study: optuna.Study, tracker: Tracker, create: Callable[[]
     if not study.user_attrs.get(PARENT_RUN):
         study.set_user_attr(PARENT_RUN, run_id)
     return run_id
-
-
-def _run_exists(tracker: Tracker, run_id: str) -> bool:
-    try:
-        tracker.client.get_run(run_id)
-    except Exception:  # MLflow raises for an unknown id
-        return False
-    return True
 
 
 class StaleTrialHandler:
@@ -362,12 +336,49 @@ def _retrying_rdb_class() -> type:
     return type("RetryingRDBStorage", (RDBStorage,), namespace)
 
 
-def _transient_or_creation_race(error: BaseException) -> bool:
-    """Workers starting together on an empty database race to create Optuna's tables; the loser retries."""
-    text = str(error).lower()
-    return is_transient(error) or "already exists" in text or "duplicate key value violates unique constraint" in text
+@functools.cache
+def _owned_trials(storage_class: type) -> type:
+    """``storage_class`` whose trials carry their owner (:data:`WORKER`) from the moment they run.
+
+    A new trial is created with the owner in its template (one write: a worker killed right after
+    ``study.ask()`` leaves a trial :mod:`~mmbench.search.resume` can recover); a queued trial gets it
+    right after the compare-and-set that popped it.
+    """
+    from mmbench.search.resume import worker_id
+
+    def create_new_trial(self: Any, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        return storage_class.create_new_trial(self, study_id, template_trial or _owned_template(worker_id()))
+
+    def set_trial_state_values(self: Any, trial_id: int, state: Any, values: Sequence[float] | None = None) -> bool:
+        from optuna.trial import TrialState
+
+        changed = storage_class.set_trial_state_values(self, trial_id, state, values)
+        if changed and state == TrialState.RUNNING:
+            self.set_trial_user_attr(trial_id, WORKER, worker_id())
+        return changed
+
+    namespace = {"create_new_trial": create_new_trial, "set_trial_state_values": set_trial_state_values,
+                 "__doc__": _owned_trials.__doc__}
+    if hasattr(storage_class, "_create_new_trial"):  # what Optuna's cache in front of an RDB storage calls
+
+        def _create_new_trial(self: Any, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+            return storage_class._create_new_trial(self, study_id, template_trial or _owned_template(worker_id()))
+
+        namespace["_create_new_trial"] = _create_new_trial
+    return type(f"Owned{storage_class.__name__}", (storage_class,), namespace)
+
+
+def _owned_template(worker: str) -> FrozenTrial:
+    """A fresh RUNNING trial that names its worker (what Optuna creates without a template, plus the owner)."""
+    from datetime import datetime
+
+    from optuna.trial import FrozenTrial, TrialState
+
+    return FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                       datetime_complete=None, params={}, distributions={}, user_attrs={WORKER: worker},
+                       system_attrs={}, intermediate_values={}, trial_id=-1)
 
 
 def _first_line(error: BaseException, url: str) -> str:
     lines = [line for line in str(error).splitlines() if line.strip()]
-    return scrub(lines[0] if lines else type(error).__name__, url)[:300]
+    return redact_text(lines[0] if lines else type(error).__name__, url)[:300]

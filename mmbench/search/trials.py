@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError, unknown_name_message
+from mmbench.search.validate import check_fixed_value
 from mmbench.space import Categorical, Float, Int, Param, suggest_space
 
 if TYPE_CHECKING:
@@ -30,9 +32,13 @@ TRAIN_SPACE: dict[str, Param] = {
     "batch_size": Categorical([32, 64, 128]),
 }
 
-#: Auxiliary alignment objectives (``train.aux``, see :mod:`mmbench.train.auxiliary`); searched on
-#: tasks with two or more modalities.
-AUX_CHOICES: tuple[str, ...] = ("none", "vsepp", "infonce", "dcca")
+#: Training parameters searched on regression tasks only (:func:`mmbench.train.loop.task_loss`).
+REGRESSION_TRAIN_SPACE: dict[str, Param] = {"loss": Categorical(["mse", "huber"])}
+#: Searched on classification tasks whose train classes are imbalanced (:data:`IMBALANCE_RATIO`).
+CLASS_WEIGHT_SPACE: dict[str, Param] = {"class_weight": Categorical(["none", "balanced"])}
+#: largest over smallest class count on train from which class weighting is searched
+IMBALANCE_RATIO = 2.0
+
 #: Weight of the auxiliary loss, searched only when ``train.aux`` is not ``none``.
 AUX_SPACE: dict[str, Param] = {"aux_weight": Float(0.01, 1.0, log=True)}
 #: Auxiliary settings that ``--set`` may fix but the search leaves at their defaults.
@@ -212,8 +218,12 @@ def build_search_space(
     for key in restrictions:
         if key not in kinds:
             raise ConfigError(f"encoders: {unknown_name_message('modality', key, list(schema.modalities) + sorted(kinds))}")
+    from mmbench.train.auxiliary import AUX_CHOICES  # searched on tasks with two or more modalities
+
     space = SearchSpace(chosen_fusions, chosen_encoders, fixed=dict(fixed or {}), train_defaults=dict(train_defaults or {}),
                         aux_choices=list(AUX_CHOICES) if n_modalities >= 2 else [])
+    if schema.task_type == "regression":
+        space.train_space.update(REGRESSION_TRAIN_SPACE)
     _check_fixed(space, registry)
     return space
 
@@ -222,7 +232,7 @@ def _check_fixed(space: SearchSpace, registry: Registry) -> None:
     """Fail early on a ``--set`` name that matches no parameter of the space."""
     known: dict[str, Param | None] = {"fusion": None}
     known.update({f"train.{k}": v for k, v in space.train_space.items()})
-    known.update({f"train.{k}": None for k in ("max_epochs", "patience", "grad_clip")})
+    known.update({f"train.{k}": None for k in ("max_epochs", "patience", "grad_clip", "class_weight")})
     if space.aux_choices:
         known.update({"train.aux": Categorical(space.aux_choices), **{f"train.{k}": v for k, v in AUX_SPACE.items()}})
         known.update({f"train.{k}": None for k in AUX_SETTINGS})
@@ -238,17 +248,27 @@ def _check_fixed(space: SearchSpace, registry: Registry) -> None:
     for name, value in space.fixed.items():
         if name not in known:
             raise ConfigError(unknown_name_message("parameter", name, known))
+        check_fixed_value(name, value, f"--set {name}")
         param = known[name]
         if isinstance(param, (Int, Float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
             continue
         if param is not None and not param.contains(value):
-            raise ConfigError(f"--set {name}={value!r}: expected {param.describe()}")
+            raise ConfigError(f"--set {name}={value!r} refused: got the {type(value).__name__} {value!r}, "
+                              f"expected a value of {param.describe()}")
     if space.fixed.get("fusion", space.fusions[0]) not in space.fusions:
         raise ConfigError(f"--set fusion={space.fixed['fusion']}: not among the allowed fusions {', '.join(space.fusions)}")
 
 
 def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
-    """Parse ``["train.lr=1e-3", "fusion=early"]`` into a dict, values read as YAML scalars."""
+    """Parse ``["train.lr=1e-3", "fusion=early"]`` into a dict, values read as YAML scalars.
+
+    Numbers are read as Python writes them, so ``1e-3``, ``1.0e12`` and ``1_000`` are numbers
+    (YAML 1.1 reads the first two as strings and the last as a string or an int by parser).
+
+    Example:
+        >>> parse_assignments(["train.lr=1e-3", "train.batch_size=1_000", "fusion=early"])
+        {'train.lr': 0.001, 'train.batch_size': 1000, 'fusion': 'early'}
+    """
     import yaml
 
     fixed: dict[str, Any] = {}
@@ -256,8 +276,16 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise ConfigError(f"--set expects NAME=VALUE, got {item!r}")
+        if _NUMBER.fullmatch(text.strip()):
+            number = text.strip()
+            fixed[name.strip()] = int(number) if _INTEGER.fullmatch(number) else float(number)
+            continue
         try:
             fixed[name.strip()] = yaml.safe_load(text)
         except yaml.YAMLError:
             fixed[name.strip()] = text
     return fixed
+
+
+_INTEGER = re.compile(r"[+-]?\d(?:_?\d)*")
+_NUMBER = re.compile(r"[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?")

@@ -8,9 +8,12 @@ A task file is YAML, read with ``yaml.safe_load`` only::
       provider: synthetic
       options: {n_samples: 2000, mode: synergy}
     label: label
-    metric: accuracy
+    task: classification      # or multilabel / regression; inferred from the label when left out
+    label_delimiter: null     # multilabel text cells: "action|drama" with "|"
+    metric: accuracy          # default: accuracy / micro_f1 / rmse by task type
     modalities: {}            # column -> kind overrides
-    split: {validation: 0.15, test: 0.15, seed: 0, group_column: null}
+    split: {validation: 0.15, test: 0.15, seed: 0, group_column: null,
+            allow_missing_classes: false, group_duplicates: null}
     search: {n_trials: 12, max_epochs: 8, fusions: [early, late], encoders: {a: [embedding.mlp]}}
 
 Built-in tasks ship with plugins (hook ``mmbench_tasks``); a path to a file works anywhere a
@@ -29,10 +32,12 @@ from mmbench.errors import ConfigError, unknown_name_message
 if TYPE_CHECKING:
     from mmbench.registry import Registry
 
-METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "auroc")
-_TOP_KEYS = {"name", "description", "data", "label", "metric", "modalities", "split", "search", "source", "license", "suites", "sizes"}
+METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "auroc", "balanced_accuracy", "pr_auc", "micro_f1", "samples_f1", "map", "rmse", "mae", "r2")
+#: a task type's default selection metric
+DEFAULT_METRICS = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "rmse"}
+_TOP_KEYS = {"name", "description", "data", "label", "task", "label_delimiter", "metric", "modalities", "split", "search", "source", "license", "suites", "sizes"}
 _DATA_KEYS = {"provider", "options", "on_bad_rows", "degrade"}
-_SPLIT_KEYS = {"validation", "test", "seed", "group_column"}
+_SPLIT_KEYS = {"validation", "test", "seed", "group_column", "allow_missing_classes", "group_duplicates"}
 SEARCH_KEYS = {"n_trials", "timeout", "max_epochs", "patience", "fusions", "encoders", "fixed", "batch_sizes"}
 
 
@@ -45,7 +50,11 @@ class Task:
         provider: the dataset provider's name.
         options: options passed to the provider.
         label: the label column.
-        metric: the selection metric (``accuracy``, ``macro_f1`` or ``auroc``).
+        metric: the selection metric (``accuracy``, ``macro_f1``, ``auroc``; ``rmse``, ``mae``, ``r2``
+            for regression); unset: the task type's default (:func:`metric_for`).
+        task_type: ``classification``, ``multilabel`` or ``regression`` (the ``task:`` key);
+            ``None``: inferred from the label (:func:`mmbench.data.prepare.infer_task_type`).
+        label_delimiter: separator of a multi-label column's text cells (``label_delimiter:``).
         description: one line for ``mmbench tasks``.
         modalities: column -> kind overrides.
         split: ``validation``, ``test``, ``seed``, ``group_column`` for unsplit data.
@@ -65,6 +74,8 @@ class Task:
     split: Mapping[str, Any] = field(default_factory=dict)
     search: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
+    task_type: str | None = None
+    label_delimiter: str | None = None
     path: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -110,9 +121,15 @@ def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:
         from mmbench.data.degrade.base import parse_degrade
 
         parse_degrade(data["degrade"], where)
-    metric = _optional(content, "metric", str, where, "accuracy")
+    task_type = _optional(content, "task", str, where, None)
+    if task_type is not None and task_type not in DEFAULT_METRICS:
+        raise ConfigError(f"{where}: {unknown_name_message('task', task_type, DEFAULT_METRICS)}")
+    metric = _optional(content, "metric", str, where, DEFAULT_METRICS[task_type or "classification"])
     if metric not in METRICS:
         raise ConfigError(f"{where}: {unknown_name_message('metric', metric, METRICS)}")
+    if task_type is not None:
+        _check_metric(metric, task_type, where)
+    delimiter = _optional(content, "label_delimiter", str, where, None)
     modalities = _optional(content, "modalities", dict, where, {})
     for column, kind in modalities.items():
         if not isinstance(column, str) or not isinstance(kind, str):
@@ -126,6 +143,9 @@ def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:
         raise ConfigError(f"{where}: split.seed must be an integer, got {split['seed']!r}")
     if split.get("group_column") is not None and not isinstance(split["group_column"], str):
         raise ConfigError(f"{where}: split.group_column must be a column name, got {split['group_column']!r}")
+    for key in ("allow_missing_classes", "group_duplicates"):
+        if split.get(key) is not None and not isinstance(split[key], bool):
+            raise ConfigError(f"{where}: split.{key} must be true or false, got {split[key]!r}")
     search = _optional(content, "search", dict, where, {})
     _reject_unknown(search, SEARCH_KEYS, f"{where}: search")
     description = _optional(content, "description", str, where, "")
@@ -140,9 +160,34 @@ def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:
         split=split,
         search=search,
         data=data,
+        task_type=task_type,
+        label_delimiter=delimiter,
         path=Path(source) if isinstance(source, Path) else None,
         raw=content,
     )
+
+
+def metric_for(task: Task, task_type: str) -> Task:
+    """The task with a metric of its (possibly inferred) type: a metric the file left unset becomes
+    the type's default, a set one must belong to the type.
+
+    Raises:
+        ConfigError: the file's metric does not score this task type.
+    """
+    from dataclasses import replace
+
+    if "metric" not in task.raw:
+        return replace(task, metric=DEFAULT_METRICS[task_type], task_type=task_type)
+    _check_metric(task.metric, task_type, str(task.path or task.name))
+    return replace(task, task_type=task_type)
+
+
+def _check_metric(metric: str, task_type: str, where: str) -> None:
+    from mmbench.train.metrics import TASK_METRICS
+
+    if metric not in TASK_METRICS[task_type]:
+        raise ConfigError(f"{where}: metric '{metric}' does not score a {task_type} task; use one of "
+                          f"{', '.join(TASK_METRICS[task_type])} (or set task: to the label's type)")
 
 
 def builtin_tasks(registry: Registry) -> dict[str, Task]:
@@ -154,6 +199,9 @@ def builtin_tasks(registry: Registry) -> dict[str, Task]:
     tasks: dict[str, Task] = {}
     owners: dict[str, str] = {}
     for plugin, path in registry.task_files():
+        if not Path(path).is_file():  # most often: the wheel lacks it ([tool.setuptools.package-data])
+            raise ConfigError(f"plugin '{plugin}' ships task file {path}, which does not exist; "
+                              "list it in [tool.setuptools.package-data] of the plugin's pyproject.toml")
         task = load_task_file(path)
         if task.name in tasks:
             raise ConfigError(f"task '{task.name}' is shipped by both plugin '{owners[task.name]}' and plugin '{plugin}'")

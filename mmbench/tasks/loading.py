@@ -48,5 +48,7 @@ def load_task_data(task: Task, registry: Registry, *, root: Path | None = None) 
         extra=extra,
         on_bad_rows=str(task.data.get("on_bad_rows") or "error"),
         degrade=dict(task.data.get("degrade") or {}),
+        task_type=task.task_type,
+        label_delimiter=task.label_delimiter,
     )
     return prepare(raw, spec)

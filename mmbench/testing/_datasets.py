@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from mmbench.testing._errors import _calling, _fail
-from mmbench.data.schema import MODALITY_KINDS
 from mmbench.errors import ConfigError
 
 
@@ -67,6 +66,7 @@ def check_load(name: str, component: type) -> None:
 
     from mmbench.data.infer import TABULAR_SUBKINDS
     from mmbench.data.provider import SPLITS, RawData
+    from mmbench.registry import get_registry
 
     check = "check_load"
     with tempfile.TemporaryDirectory(prefix="mmbench-check-") as directory:
@@ -85,9 +85,10 @@ def check_load(name: str, component: type) -> None:
             columns = set(data.column_names)
         if task["label"] not in columns:
             _fail(name, component, check, f"no label column '{task['label']}' among {sorted(columns)}", "return the label column named by example_task")
+        known = (*get_registry().list_kinds(), *TABULAR_SUBKINDS)
         for column, kind in raw.modalities.items():
-            if column not in columns or kind not in (*MODALITY_KINDS, *TABULAR_SUBKINDS):
-                _fail(name, component, check, f"modalities maps '{column}' to '{kind}'", f"map existing columns to {', '.join((*MODALITY_KINDS, *TABULAR_SUBKINDS))}")
+            if column not in columns or kind not in known:
+                _fail(name, component, check, f"modalities maps '{column}' to '{kind}'", f"map existing columns to {', '.join(known)}")
 
 
 def check_prepare(name: str, component: type) -> None:

@@ -62,16 +62,18 @@ def log_best_model(tracker: Tracker, best: BestModel, class_names: Sequence[str]
 
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(_unshare(state), str(folder / "weights.safetensors"), metadata={"combination": best.config.combination})
-        tracker.client.log_artifacts(best.run_id, str(folder), MODEL_DIR)
+        tracker.log_artifacts(best.run_id, str(folder), MODEL_DIR)
+    tracker.set_tags(best.run_id, {f"{TAG}best": "true"})
+    if not class_names or best.test.labels.dim() == 2:  # regression, multi-label: no confusion matrix
+        return
     test = best.test if best.test.labels.device.type == "cpu" else _cpu(best.test)
     predicted = predict_logits(model, test).argmax(dim=1)
     n = len(class_names)
     matrix = torch.bincount(test.labels.long() * n + predicted, minlength=n * n).reshape(n, n)
     tracker.log_dict(best.run_id, {"classes": list(class_names), "matrix": matrix.tolist()}, "confusion_matrix.json")
     figure = confusion_figure(matrix.tolist(), class_names, title=f"trial {best.number} (test split)")
-    tracker.client.log_figure(best.run_id, figure, CONFUSION_FILE)
+    tracker.log_figure(best.run_id, figure, CONFUSION_FILE)
     _pyplot().close(figure)
-    tracker.set_tags(best.run_id, {f"{TAG}best": "true"})
 
 
 def _save_pytorch_flavour(model: torch.nn.Module, folder: Path) -> None:
@@ -160,7 +162,7 @@ def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study) -> list[
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
             figure.set_size_inches(9, 5)
             figure.tight_layout()
-            tracker.client.log_figure(run_id, figure, name)
+            tracker.log_figure(run_id, figure, name)
             plt.close(figure)
             written.append(name)
         except Exception as error:  # a plot needing a shape the study lacks must not fail the search

@@ -14,11 +14,23 @@ TAG = "mmbench."
 #: Values of the ``mmbench.role`` tag: the study's parent run and its trials' child runs.
 ROLE_STUDY = "study"
 ROLE_TRIAL = "trial"
+#: An ensemble of finished runs (:mod:`mmbench.search.ensemble_stage`) and a classical baseline
+#: model (:mod:`mmbench.search.classical_stage`): both are leaderboard rows beside the trials.
+ROLE_ENSEMBLE = "ensemble"
+ROLE_CLASSICAL = "classical"
+#: A unimodal baseline of the best configuration (:mod:`mmbench.runs.evaluation.baselines`): no rank, only the fusion gain.
+ROLE_BASELINE = "baseline"
 
 #: Artifacts of a trial run.
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model/weights.safetensors"
 CONFUSION_FILE = "confusion_matrix.png"
+#: The traceback of a trial that failed with an unexpected error (the console shows one line).
+TRACEBACK_FILE = "traceback.txt"
+#: Validation and test class probabilities of a finished run (:mod:`mmbench.tracking.predictions`).
+PREDICTIONS_FILE = "predictions.npz"
+#: Members and weights of an ensemble run.
+ENSEMBLE_FILE = "ensemble.json"
 #: Artifacts of a study's parent run.
 TASK_FILE = "task.yaml"
 DATA_NOTES_FILE = "data_notes.json"

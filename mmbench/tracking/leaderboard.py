@@ -1,4 +1,4 @@
-"""The leaderboard: a query over the trial runs in MLflow, ranked by validation metric.
+"""The leaderboard: a query over the trial, ensemble and classical-baseline runs in MLflow, ranked by validation metric.
 
 Per task, each combination (fusion + encoder per modality) is represented by its best
 configuration by **validation** score; the test score stands beside it and never decides a
@@ -21,11 +21,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from mmbench.runs.evaluation.baselines import best_unimodal, fusion_gains
-from mmbench.runs.evaluation.seeds import mark_within_noise
+from mmbench.ranking import rank_key
+from mmbench.tracking.comparison import best_unimodal, fusion_gains, mark_within_noise
+from mmbench.tracking.layout import ROLE_CLASSICAL, ROLE_ENSEMBLE, ROLE_TRIAL
 from mmbench.tracking.tracker import TAG, Tracker
 
 FORMATS = ("table", "markdown", "csv", "json")
+#: Roles of the runs that are leaderboard rows (``ensemble | N members``, ``baseline | lightgbm``).
+ROW_ROLES = (ROLE_TRIAL, ROLE_ENSEMBLE, ROLE_CLASSICAL)
 #: run metric holding each second objective of ``--objectives``
 SECOND_OBJECTIVE_METRICS = {"latency": "latency_ms", "params": "n_parameters"}
 
@@ -51,32 +54,43 @@ class Row:
     pareto: bool | None
     run_id: str
     fusion_gain: float | None = None  # val score over the best unimodal baseline (mmbench.runs.evaluation.baselines)
-    within_noise: bool | None = None  # mean within noise of the task's top row (mmbench.runs.evaluation.seeds)
+    within_noise: bool | None = None  # mean within noise of the task's top row (mmbench.tracking.comparison)
 
 
-def leaderboard(tracker: Tracker, *, task: str | None = None, fusion: str | None = None, top: int | None = None) -> list[Row]:
+def leaderboard(tracker: Tracker, *, task: str | None = None, fusion: str | None = None, top: int | None = None,
+                all_fingerprints: bool = False, notes: list[str] | None = None) -> list[Row]:
     """Rows for every task (or one), ranked by validation score within each task.
+
+    Only the runs of one data version are ranked together: per task, those with the data
+    fingerprint of its latest run (runs without a fingerprint tag are kept); how many were
+    left out is appended to ``notes``. Equal scores are ordered by :mod:`mmbench.ranking`
+    (the earlier trial first), the rule the study's best trial and saved model follow.
 
     Args:
         tracker: where the runs are.
         task: only this task.
         fusion: only combinations with this fusion (their ranks are those of the full table).
         top: only the best ``top`` shown combinations of each task.
+        all_fingerprints: rank the runs of every data fingerprint together.
+        notes: receives one line per task whose runs of other fingerprints were left out.
     """
     experiments = tracker.task_experiments(task)
     if not experiments:
         return []
-    runs = tracker.trial_runs(list(experiments), extra_filter=f"tags.`{TAG}state` = 'COMPLETE'")
-    grouped: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    # trials, plus the rows that keep them honest: ensembles of them and classical baselines
+    runs = [run for role in ROW_ROLES for run in tracker.trial_runs(list(experiments), role=role, extra_filter=f"tags.`{TAG}state` = 'COMPLETE'")]
+    by_task: dict[str, list[Any]] = defaultdict(list)
     for run in runs:
-        tags, metrics = run.data.tags, run.data.metrics
-        if "val_score" not in metrics:
-            continue
-        task_name = tags.get(f"{TAG}task", experiments.get(run.info.experiment_id, "?"))
-        grouped[(task_name, tags.get(f"{TAG}combination", "?"))].append(run)
+        if "val_score" in run.data.metrics:
+            by_task[run.data.tags.get(f"{TAG}task", experiments.get(run.info.experiment_id, "?"))].append(run)
+    grouped: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for task_name, task_runs in by_task.items():
+        for run in task_runs if all_fingerprints else _latest_fingerprint(task_name, task_runs, notes):
+            grouped[(task_name, run.data.tags.get(f"{TAG}combination", "?"))].append(run)
     rows = [_row(task_name, combination, group) for (task_name, combination), group in grouped.items()]
     fusion_gains(rows, best_unimodal(tracker, list(experiments)))
-    rows.sort(key=lambda r: (r.task, -_finite(r.val_score), r.combination))
+    trial_of = {run.info.run_id: _trial_number(run) for group in grouped.values() for run in group}
+    rows.sort(key=lambda r: (r.task, *_negated(rank_key(r.val_score, trial_of.get(r.run_id), r.metric)), r.combination))
     ranked: list[Row] = []
     for task_name in sorted({r.task for r in rows}):
         task_rows = [r for r in rows if r.task == task_name]
@@ -87,6 +101,32 @@ def leaderboard(tracker: Tracker, *, task: str | None = None, fusion: str | None
         shown = [r for r in task_rows if not fusion or r.fusion == fusion]  # ranks stay those of the full table
         ranked.extend(shown[:top] if top else shown)
     return ranked
+
+
+def _latest_fingerprint(task_name: str, runs: list[Any], notes: list[str] | None) -> list[Any]:
+    """The runs of the data fingerprint of the task's latest run (and runs without one)."""
+    tagged = [run for run in runs if run.data.tags.get(f"{TAG}fingerprint")]
+    if not tagged:
+        return runs
+    latest = max(tagged, key=lambda run: run.info.start_time or 0).data.tags[f"{TAG}fingerprint"]
+    kept = [run for run in runs if run.data.tags.get(f"{TAG}fingerprint", latest) == latest]
+    if len(kept) < len(runs) and notes is not None:
+        notes.append(f"task '{task_name}': {len(runs) - len(kept)} run(s) of other data fingerprints left out "
+                     f"(ranking data fingerprint {latest[:12]} of the latest run; --all-fingerprints ranks all)")
+    return kept
+
+
+def _trial_number(run: Any) -> int | None:
+    text = run.data.tags.get(f"{TAG}trial", "")
+    return int(text) if text.isdigit() else None
+
+
+def _earliest_trial(runs: list[Any]) -> int | None:
+    return min((n for n in map(_trial_number, runs) if n is not None), default=None)
+
+
+def _negated(key: tuple[float, int]) -> tuple[float, int]:
+    return (-key[0], -key[1])
 
 
 def _config_key(run: Any) -> str:
@@ -102,8 +142,10 @@ def _row(task_name: str, combination: str, group: list[Any]) -> Row:
     def mean_val(runs: list[Any]) -> float:
         return statistics.fmean(_finite(r.data.metrics["val_score"]) for r in runs)
 
-    chosen = max(by_config.values(), key=mean_val)
-    best = max(chosen, key=lambda r: _finite(r.data.metrics["val_score"]))
+    # equal scores: the configuration and the run of the earliest trial (mmbench.ranking)
+    metric = group[0].data.tags.get(f"{TAG}metric")  # rmse: lower is better (mmbench.train.metrics.metric_direction)
+    chosen = max(by_config.values(), key=lambda runs: rank_key(mean_val(runs), _earliest_trial(runs), metric))
+    best = max(chosen, key=lambda r: rank_key(r.data.metrics["val_score"], _trial_number(r), metric))
     tags = best.data.tags
     vals = [r.data.metrics["val_score"] for r in chosen]
     tests = [r.data.metrics["test_score"] for r in chosen if "test_score" in r.data.metrics]
@@ -128,13 +170,15 @@ def _row(task_name: str, combination: str, group: list[Any]) -> Row:
 
 
 def _mark_pareto(rows: list[Row], *, runs_of_task: list[Any]) -> None:
-    """Mark rows not dominated in (validation score up, second objective down)."""
+    """Mark rows not dominated in (validation score better, second objective down)."""
     objectives = {r.data.tags.get(f"{TAG}objectives", "metric") for r in runs_of_task}
     second = next((o.split(",")[1] for o in objectives if "," in o), None)
     if second is None:
         return
     attribute = "latency_ms" if second == "latency" else "n_parameters"
-    points = [(r, r.val_score, getattr(r, attribute)) for r in rows]
+    from mmbench.train.metrics import metric_sign
+
+    points = [(r, metric_sign(r.metric) * r.val_score, getattr(r, attribute)) for r in rows]  # rmse: lower is better
     for row, score, cost in points:
         if cost is None:
             row.pareto = False
@@ -187,13 +231,10 @@ def _md_line(cells: Sequence[str]) -> str:
 _HEADER = ["rank", "combination", "metric", "val", "test", "gain", "seeds", "trials", "params", "time (s)", "pareto", "≈top"]
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    """A rich table per task plus the average-rank table when several tasks are shown."""
+def print_table(rows: Sequence[Row], console: Any) -> None:
+    """A rich table per task on ``console`` (a ``rich`` Console), and the average ranks across several tasks."""
     from rich.table import Table
 
-    from mmbench.cli.console import table_console
-
-    console = table_console()
     if not rows:
         console.print("no completed trials yet: run [bold]mmbench search[/] first")
         return

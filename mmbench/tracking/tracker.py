@@ -12,14 +12,16 @@ Layout (the leaderboard is a query over it):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import TrackingError
-from mmbench.infra.secrets import redact_url
+from mmbench.infra.secrets import redact_url, remember_secrets
 from mmbench.tracking.layout import DEFAULT_TRACKING_URI, ROLE_STUDY, ROLE_TRIAL, TAG
 
 if TYPE_CHECKING:
@@ -28,6 +30,13 @@ if TYPE_CHECKING:
     from mmbench.train.loop import EpochReport
 
 _MAX_PARAM_LENGTH = 6000
+
+#: MLflow's HTTP limits, set unless the user set them: one attempt of 15 s per request (MLflow's
+#: defaults, 7 retries of a 120 s timeout, sit inside mmbench's retries and froze a command on an
+#: unreachable server for minutes); mmbench retries, and gives a call up after :data:`MAX_WAIT_S`.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "15", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+MAX_WAIT_S = 25.0
 
 
 
@@ -42,7 +51,8 @@ class Tracker:
     def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI) -> None:
         from mlflow import MlflowClient
 
-        from mmbench.infra.retry import RetryingProxy, redacting_failure
+        from mmbench.infra.databases import with_driver
+        from mmbench.infra.retry import RetryingProxy, is_transient_or_creation_race, redacting_failure, retry_call
 
         if _is_file_store(tracking_uri):
             # MLflow 3 keeps the folder store in maintenance mode and refuses it unless opted in;
@@ -51,13 +61,27 @@ class Tracker:
         # MLflow prints "View run ... at: <tracking URI>" for http stores: noise under --quiet, and
         # the URI may carry a password. Users who want the links set the variable to false.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        for name, value in HTTP_LIMITS.items():  # the user's own settings win
+            os.environ.setdefault(name, value)
+        remember_secrets(tracking_uri)
         self.tracking_uri = tracking_uri
+        shown = f"tracking URI {redact_url(tracking_uri)}"
+        on_failure = redacting_failure(tracking_uri, "--tracking-uri", TrackingError)
+
+        def open_store() -> MlflowClient:
+            client = MlflowClient(tracking_uri=with_driver(tracking_uri))  # MLflow 3 opens (and migrates) the store here
+            client.search_experiments(max_results=1)  # an unreachable server fails now, once
+            return client
+
+        try:  # workers starting together on a new database race to create its tables: the loser retries
+            with _creation_lock(tracking_uri):
+                client = retry_call(open_store, what=shown, retry_if=is_transient_or_creation_race, give_up_after=MAX_WAIT_S)
+        except Exception as error:
+            raise (on_failure(error) or error) from None
         # transient errors (server restarting, SQLite busy) are retried with backoff; what still
         # fails becomes a TrackingError whose message carries no credentials
         self.client: MlflowClient = RetryingProxy(  # type: ignore[assignment]
-            MlflowClient(tracking_uri=tracking_uri), what=f"tracking URI {redact_url(tracking_uri)}",
-            on_failure=redacting_failure(tracking_uri, "--tracking-uri", TrackingError),
-        )
+            client, what=shown, on_failure=on_failure, give_up_after=MAX_WAIT_S)
 
     # -- experiments and runs ------------------------------------------------------------------
 
@@ -101,6 +125,16 @@ class Tracker:
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
+    def start_derived(self, experiment_id: str, parent_run_id: str | None, *, role: str, run_name: str,
+                      tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
+        """Create a child run of another role (ensemble, classical baseline); end it with :meth:`finish`."""
+        all_tags = {**tags, f"{TAG}role": role, f"{TAG}state": "RUNNING"}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -132,6 +166,30 @@ class Tracker:
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        """Upload one local file into the run's artifacts (under ``artifact_path``)."""
+        self.client.log_artifact(run_id, local_path, artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
+        """Upload a local folder into the run's artifacts (under ``artifact_path``)."""
+        self.client.log_artifacts(run_id, local_dir, artifact_path)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        """Save a matplotlib figure as an image artifact."""
+        self.client.log_figure(run_id, figure, artifact_file)
+
+    def create_run(self, experiment_id: str, *, tags: Mapping[str, str], run_name: str) -> str:
+        """A new run with these tags (a parent by ``mlflow.parentRunId``); returns its id."""
+        return self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name).info.run_id
+
+    def close(self, run_id: str, status: str = "FINISHED") -> None:
+        """End a run with an MLflow status, leaving mmbench's state tags as they are (see :meth:`finish`)."""
+        self.client.set_terminated(run_id, status=status)
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a run RUNNING again (a resumed study's parent run)."""
+        self.client.update_run(run_id, status="RUNNING")
+
     def finish(self, run_id: str, state: str, *, reason: str | None = None) -> None:
         """End a run. ``state`` is the Optuna state (COMPLETE, PRUNED, FAIL) or KILLED."""
         tags = {f"{TAG}state": state}
@@ -142,6 +200,32 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
 
     # -- queries -------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Any:
+        """The MLflow run (raises MLflow's error for an unknown id)."""
+        return self.client.get_run(run_id)
+
+    def run_exists(self, run_id: str) -> bool:
+        """Whether this store holds a run of that id."""
+        try:
+            self.client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - MLflow raises for an unknown id
+            return False
+        return True
+
+    def search_runs(self, experiment_ids: list[str], filter_string: str, *, order_by: list[str] | None = None,
+                    max_results: int = 1000) -> list[Any]:
+        """One page of runs matching an MLflow filter (see :meth:`trial_runs` for every page of a role)."""
+        return list(self.client.search_runs(experiment_ids, filter_string=filter_string, order_by=order_by,
+                                            max_results=max_results))
+
+    def download_artifact(self, run_id: str, path: str, destination: str) -> str:
+        """Download one artifact into ``destination``; returns the local path (raises when it is missing)."""
+        return self.client.download_artifacts(run_id, path, destination)
+
+    def metric_history(self, run_id: str, name: str) -> list[Any]:
+        """Every logged value of one metric (``step``, ``timestamp``, ``value``)."""
+        return list(self.client.get_metric_history(run_id, name))
 
     def task_experiments(self, task: str | None = None) -> dict[str, str]:
         """experiment id -> task name, for experiments mmbench created."""
@@ -154,9 +238,9 @@ class Tracker:
             raise TrackingError(f"no runs of task '{task}' at tracking URI {redact_url(self.tracking_uri)}")
         return found
 
-    def trial_runs(self, experiment_ids: list[str], *, extra_filter: str = "") -> list[Any]:
-        """Every trial child run of the given experiments (all pages)."""
-        filter_string = f"tags.`{TAG}role` = '{ROLE_TRIAL}'" + (f" and {extra_filter}" if extra_filter else "")
+    def trial_runs(self, experiment_ids: list[str], *, extra_filter: str = "", role: str = ROLE_TRIAL) -> list[Any]:
+        """Every child run of the given experiments with this role (trials by default; all pages)."""
+        filter_string = f"tags.`{TAG}role` = '{role}'" + (f" and {extra_filter}" if extra_filter else "")
         runs: list[Any] = []
         token = None
         while True:
@@ -165,6 +249,17 @@ class Tracker:
             token = page.token
             if not token:
                 return runs
+
+
+def _creation_lock(uri: str) -> contextlib.AbstractContextManager[object]:
+    """For a SQLite store, a file lock beside it: MLflow's migrations of a new SQLite file by two
+    processes at once leave it half-migrated (alembic batch tables), which no retry repairs."""
+    if not uri.startswith("sqlite:///") or uri == "sqlite:///:memory:":
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    path = Path(uri[len("sqlite:///"):])
+    return FileLock(str(path.with_name(path.name + ".lock")), timeout=MAX_WAIT_S * 4) if path.parent.is_dir() else contextlib.nullcontext()
 
 
 def _is_file_store(uri: str) -> bool:

@@ -19,7 +19,7 @@ With more than two modalities the loss is the mean over all pairs. The training 
 ``aux_weight * loss`` to the classification loss (the model carries the objective as
 ``MultimodalModel.auxiliary``, so the projections are trained with it and saved with it).
 The trial configuration chooses it under ``train.aux`` / ``train.aux_weight``; see
-:data:`mmbench.search.trials.AUX_CHOICES`.
+:data:`AUX_CHOICES`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from mmbench.components import Encoded
-from mmbench.search.trials import AUX_CHOICES
 from mmbench.errors import ConfigError, unknown_name_message
 
+#: Auxiliary alignment objectives (``train.aux``), as the search space offers them.
+AUX_CHOICES: tuple[str, ...] = ("none", "vsepp", "infonce", "dcca")
 #: Values used when the trial configuration does not set them.
 AUX_DEFAULTS: dict[str, Any] = {"aux_weight": 0.1, "aux_dim": 64, "aux_margin": 0.2, "aux_temperature": 0.1}
 

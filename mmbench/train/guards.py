@@ -74,9 +74,13 @@ def check_model_outputs(model: MultimodalModel, train: SplitTensors, n_classes: 
         model.train(was_training)
 
 
-def _call(component: Any, argument: Any, where: str) -> Any:
-    from mmbench.train.loop import is_out_of_memory
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA/MPS/host allocator failures (retrying the same configuration would fail again)."""
+    text = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
+
+def _call(component: Any, argument: Any, where: str) -> Any:
     try:
         return component(argument)
     except TrialError:

@@ -22,8 +22,8 @@ from torch import nn
 from mmbench.data.storage.prefetch import read_ahead
 from mmbench.data.prepared import SplitTensors
 from mmbench.errors import ConfigError, TrialError
-from mmbench.train.guards import check_model_outputs
-from mmbench.train.metrics import classification_metrics
+from mmbench.train.guards import check_model_outputs, is_out_of_memory
+from mmbench.train.metrics import metric_sign, task_metrics, tune_threshold
 from mmbench.train.model import MultimodalModel, count_parameters
 from mmbench.infra.signals import check_stop
 
@@ -33,7 +33,7 @@ class TrainSettings:
     """How to train one trial.
 
     Attributes:
-        metric: the validation metric that selects the best epoch (higher is better).
+        metric: the validation metric that selects the best epoch (its direction: :func:`~mmbench.train.metrics.metric_direction`).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         batch_size: examples per step.
@@ -45,6 +45,12 @@ class TrainSettings:
         amp: bf16 autocast on CUDA.
         compile: run the training steps through ``torch.compile`` (``--compile``; pays off for
             larger models on a GPU, costs a compilation per trial).
+        loss: a regression task's loss, ``mse`` or ``huber`` (``train.loss``, searched).
+        class_weight: ``balanced`` weighs each class's cross-entropy by ``n_rows / (n_classes * its rows)``
+            on train (``train.class_weight``; searched on imbalanced classification tasks), else ``none``.
+        deadline: a ``time.monotonic()`` value (``--time-limit``, :mod:`mmbench.search.budget`), or a callable
+            that returns True once time is up: training stops at the first batch past it and keeps the best epoch so far (an epoch cut short is validated only
+            when it is the first).
     """
 
     metric: str = "accuracy"
@@ -58,12 +64,15 @@ class TrainSettings:
     device: str = "auto"
     amp: bool = True
     compile: bool = False
+    loss: str = "mse"
+    class_weight: str = "none"
+    deadline: float | Callable[[], bool] | None = None
 
     @classmethod
     def from_config(cls, train: Mapping[str, Any], *, metric: str, seed: int, device: str) -> TrainSettings:
         """Settings from a trial configuration's ``train`` block (unknown keys are ignored by design:
         auxiliary-objective settings live there too)."""
-        names = {"lr", "weight_decay", "batch_size", "max_epochs", "patience", "grad_clip", "amp"}
+        names = {"lr", "weight_decay", "batch_size", "max_epochs", "patience", "grad_clip", "amp", "loss", "class_weight"}
         return cls(metric=metric, seed=seed, device=device, **{k: v for k, v in train.items() if k in names})
 
 
@@ -95,6 +104,7 @@ class FitResult:
     n_parameters: int = 0
     seconds: float = 0.0
     device: str = "cpu"
+    stopped: str | None = None  # "time_limit" when the deadline ended training early
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -148,12 +158,6 @@ def fit(
     raise TrialError(reason)
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """True for CUDA/MPS/host allocator failures (retrying the same configuration would fail again)."""
-    text = str(error).lower()
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
-
-
 def _fit(
     model: MultimodalModel,
     data: Mapping[str, SplitTensors],
@@ -175,7 +179,8 @@ def _fit(
     frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
     forward = torch.compile(model) if settings.compile else model
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
+    weights = _balanced_weights(splits["train"].labels, n_classes) if settings.class_weight == "balanced" else None
+    loss_fn = task_loss(model, settings.loss, class_weight=None if weights is None else weights.to(device))
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     torch.manual_seed(settings.seed)  # dropout draws too: one seed, one result (on CPU)
     extra_losses = [f for f in (getattr(model, "auxiliary", None), extra_loss) if f is not None]
@@ -184,16 +189,18 @@ def _fit(
     autocast = (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
     best_score, best_epoch, best_state, stale = -math.inf, 0, None, 0
     history: list[EpochReport] = []
+    stopped: str | None = None
     for epoch in range(1, settings.max_epochs + 1):
         epoch_started = time.perf_counter()
         model.train()
         train = splits["train"]
         order = torch.randperm(len(train), generator=generator).to(train.labels.device)
         total = torch.zeros((), device=device)
+        seen = 0
         for inputs, target in batches(train, settings.batch_size, device, order=order):
             with autocast():
                 logits, encoded = forward(inputs)
-                loss = loss_fn(logits.float(), target)
+                loss = loss_fn(logits, target)
                 for extra in extra_losses:
                     loss = loss + extra(encoded)
             optimizer.zero_grad(set_to_none=True)
@@ -202,13 +209,19 @@ def _fit(
                 nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
             optimizer.step()
             total.add_(loss.detach(), alpha=target.shape[0])  # one op, no host sync per step
-        train_loss = (total / len(train)).item()
+            seen += target.shape[0]
+            if _past(settings.deadline):
+                stopped = "time_limit"
+                break
+        if stopped and history:  # the epochs before were complete: keep the best of them
+            break
+        train_loss = (total / max(1, seen)).item()
         if not math.isfinite(train_loss):
             raise TrialError(f"training loss became {train_loss} at epoch {epoch}; lower train.lr or check the data")
         validation = evaluate(model, splits["validation"], n_classes=n_classes, batch_size=settings.batch_size * 4, use_amp=use_amp)
         report = EpochReport(epoch, train_loss, validation, time.perf_counter() - epoch_started)
         history.append(report)
-        score = validation[settings.metric]
+        score = metric_sign(settings.metric) * validation[settings.metric]
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if k not in frozen}
@@ -217,20 +230,34 @@ def _fit(
         if on_epoch is not None:
             on_epoch(report)
         check_stop(f"after epoch {epoch}")  # SIGINT/SIGTERM: this epoch is reported, stop here
-        if stale >= settings.patience:
+        if stopped or stale >= settings.patience:
+            break
+        if _past(settings.deadline):
+            stopped = "time_limit"
             break
     if best_state is not None:
         model.load_state_dict(best_state, strict=not frozen)  # frozen weights never changed
-    test = evaluate(model, splits["test"], n_classes=n_classes, batch_size=settings.batch_size * 4, use_amp=use_amp)
+    validation, threshold = history[best_epoch - 1].validation, 0.5
+    if splits["validation"].labels.dim() == 2:  # multi-label: the decision threshold is tuned on validation only
+        threshold = tune_threshold(predict_logits(model, splits["validation"], use_amp=use_amp), splits["validation"].labels, settings.metric)
+        validation = {**evaluate(model, splits["validation"], n_classes=n_classes, use_amp=use_amp, threshold=threshold), "threshold": threshold}
+    test = evaluate(model, splits["test"], n_classes=n_classes, batch_size=settings.batch_size * 4, use_amp=use_amp, threshold=threshold)
     return FitResult(
         best_epoch=best_epoch,
-        validation=history[best_epoch - 1].validation,
+        validation=validation,
         test=test,
         history=history,
         n_parameters=count_parameters(model),
         seconds=time.perf_counter() - started,
         device=str(device),
+        stopped=stopped,
     )
+
+
+def _past(deadline: float | Callable[[], bool] | None) -> bool:
+    if deadline is None:
+        return False
+    return deadline() if callable(deadline) else time.monotonic() >= deadline
 
 
 @torch.no_grad()
@@ -246,13 +273,42 @@ def predict_logits(model: MultimodalModel, split: SplitTensors, *, batch_size: i
     return torch.cat(chunks)
 
 
-def evaluate(model: MultimodalModel, split: SplitTensors, *, n_classes: int, batch_size: int = 256, use_amp: bool = False) -> dict[str, float]:
-    """Loss and classification metrics of a split."""
+def evaluate(model: MultimodalModel, split: SplitTensors, *, n_classes: int, batch_size: int = 256, use_amp: bool = False,
+             threshold: float = 0.5) -> dict[str, float]:
+    """Loss and the task's metrics (:func:`~mmbench.train.metrics.task_metrics`; ``threshold``: a
+    multi-label task's decision threshold) of a split."""
     logits = predict_logits(model, split, batch_size=batch_size, use_amp=use_amp)
     target = split.labels.to(logits.device)
-    metrics = classification_metrics(logits, target, n_classes)
-    metrics["loss"] = nn.functional.cross_entropy(logits, target).item()
+    metrics = task_metrics(logits, target, n_classes, threshold=threshold)
+    metrics["loss"] = task_loss(model, "mse")(logits, target).item()
     return metrics
+
+
+def _balanced_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor | None:
+    """``n_rows / (n_classes * rows of the class)`` per class (scikit-learn's ``balanced``); ``None`` off single-label classes."""
+    if labels.is_floating_point() or labels.dim() != 1:
+        return None
+    counts = torch.bincount(labels, minlength=n_classes).float().clamp_min(1)
+    return len(labels) / (n_classes * counts)
+
+
+#: ``train.loss`` choices of a regression task (classification always uses cross-entropy)
+REGRESSION_LOSSES: tuple[str, ...] = ("mse", "huber")
+
+
+def task_loss(model: MultimodalModel, name: str = "mse", *,
+              class_weight: torch.Tensor | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy for classes, per-label binary cross-entropy for a multi-hot target; for a
+    regression model (one with a ``target_scale``), MSE or Huber on the standardised target, so the
+    loss's scale and Huber's threshold do not depend on the units."""
+    scale = getattr(model, "target_scale", None)
+    if scale is None:
+        return lambda outputs, target: (nn.functional.binary_cross_entropy_with_logits(outputs.float(), target) if target.dim() == 2
+                                        else nn.functional.cross_entropy(outputs.float(), target, weight=class_weight))
+    if name not in REGRESSION_LOSSES:
+        raise ConfigError(f"train.loss '{name}' is unknown; available for regression: {', '.join(REGRESSION_LOSSES)}")
+    error = nn.functional.huber_loss if name == "huber" else nn.functional.mse_loss
+    return lambda outputs, target: error(outputs.float().reshape(-1) / scale[1], target.float().reshape(-1) / scale[1])
 
 
 #: Share of the free GPU memory a trial's data may take when it is placed on the GPU whole.

@@ -26,13 +26,20 @@ class MultimodalModel(nn.Module):
     ``auxiliary`` is an optional training-only objective on the encodings (joint-space
     projections and their alignment loss, see :mod:`mmbench.train.auxiliary`); it lives on the model
     so its parameters are optimised and saved with it, and ``fit`` adds its loss.
+
+    ``target_scale`` (a regression target's train mean and std) makes the fusion's output a
+    standardised prediction that ``forward`` scales back to the target's units; it is a buffer,
+    so a saved model predicts in those units too.
     """
 
-    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, auxiliary: nn.Module | None = None) -> None:
+    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, auxiliary: nn.Module | None = None,
+                 *, target_scale: tuple[float, float] | None = None) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fusion = fusion
         self.auxiliary = auxiliary
+        self.target_scale: torch.Tensor | None
+        self.register_buffer("target_scale", None if target_scale is None else torch.tensor(target_scale, dtype=torch.float32))
 
     def encode(self, inputs: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, Encoded]:
         """Run every modality's encoder."""
@@ -41,7 +48,10 @@ class MultimodalModel(nn.Module):
     def forward(self, inputs: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, Encoded]]:
         """Logits ``(B, n_outputs)`` and the per-modality encodings (for auxiliary losses)."""
         encoded = self.encode(inputs)
-        return self.fusion(encoded), encoded
+        outputs = self.fusion(encoded)
+        if self.target_scale is not None:
+            outputs = outputs * self.target_scale[1] + self.target_scale[0]
+        return outputs, encoded
 
 
 def preprocessors_for(config: TrialConfig, schema: Schema, registry: Registry) -> dict[str, Preprocessor]:
@@ -54,12 +64,13 @@ def preprocessors_for(config: TrialConfig, schema: Schema, registry: Registry) -
 
 
 def build_model(config: TrialConfig, infos: Mapping[str, ModalityInfo], n_outputs: int, registry: Registry, *,
-                prebuilt: Mapping[str, Encoder] | None = None) -> MultimodalModel:
+                prebuilt: Mapping[str, Encoder] | None = None, target_scale: tuple[float, float] | None = None) -> MultimodalModel:
     """Instantiate the configuration's encoders and fusion, seeded by ``config.seed``.
 
     Each component draws its initial weights from its own seed (``config.seed`` and its role), so
-    an encoder given in ``prebuilt`` (a frozen one whose outputs are cached, :mod:`mmbench.train.features.cache`)
-    leaves the other components' weights exactly as they would be without it.
+    an encoder given in ``prebuilt`` (a frozen one whose outputs are cached, :mod:`mmbench.train.features`)
+    leaves the other components' weights exactly as they would be without it. ``target_scale``:
+    see :class:`MultimodalModel` (``schema.target_scale`` of a regression task).
     """
     encoders: dict[str, Encoder] = {}
     for modality in config.encoders:
@@ -71,7 +82,7 @@ def build_model(config: TrialConfig, infos: Mapping[str, ModalityInfo], n_output
     dims = {modality: int(encoder.out_dim) for modality, encoder in encoders.items()}
     _seed_component(config.seed, "fusion")
     fusion = registry.create_fusion(config.fusion, dims, n_outputs, **config.fusion_params)
-    return MultimodalModel(encoders, fusion, build_auxiliary(config.train, dims))
+    return MultimodalModel(encoders, fusion, build_auxiliary(config.train, dims), target_scale=target_scale)
 
 
 def _seed_component(seed: int, role: str) -> None:

@@ -10,6 +10,13 @@ from mmbench import hookimpl
 
 
 @hookimpl
+def mmbench_modalities() -> list[type]:
+    from mmbench_audio.kind import AudioKind
+
+    return [AudioKind]
+
+
+@hookimpl
 def mmbench_encoders() -> list[type]:
     from mmbench_audio.encoders import MelCNNAudio, MFCCGRUAudio
     from mmbench_audio.pretrained import PretrainedAudio

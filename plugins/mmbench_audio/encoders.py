@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import torch
-from mmbench_vision.cnn import ConvStack
 from torch import nn
 
-from mmbench import Categorical, Encoded, Encoder, Float, Int, ModalityInfo
-from mmbench.components import AttentionPool
-from mmbench.errors import ConfigError
+from mmbench import Categorical, ConfigError, Encoded, Encoder, Float, Int, ModalityInfo
+from mmbench.nn import AttentionPool, ConvStack
 from mmbench_audio.frontend import MFCC, LogMel, sample_rate
 
 

@@ -7,8 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mmbench import ModalityInfo
-from mmbench.errors import ConfigError
+from mmbench import ConfigError, ModalityInfo
 
 
 def sample_rate(info: ModalityInfo, encoder: str) -> int:

@@ -14,9 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mmbench import Categorical, Encoded, ModalityInfo
-from mmbench.data.preprocess.base import Preprocessor
-from mmbench.errors import ConfigError
+from mmbench import Categorical, ConfigError, Encoded, ModalityInfo, Preprocessor
 from mmbench.hf import CheckpointPreprocessor, PretrainedEncoder, read_preprocessor_config
 from mmbench_audio.frontend import sample_rate
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mmbench import DatasetProvider, LoadContext, RawData
-from mmbench.errors import ConfigError, DataError
+from mmbench import ConfigError, DataError, DatasetProvider, LoadContext, RawData
 from mmbench_datasets import examples
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}

@@ -17,8 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mmbench import DatasetProvider, LoadContext, RawData
-from mmbench.errors import ConfigError, DataError
+from mmbench import ConfigError, DataError, DatasetProvider, LoadContext, RawData
 from mmbench_datasets import examples
 from mmbench_datasets.sources import class_folders
 

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbench import DatasetProvider, LoadContext, RawData
-from mmbench.errors import ConfigError, DataError
+from mmbench import ConfigError, DataError, DatasetProvider, LoadContext, RawData
 from mmbench_datasets import examples
 from mmbench_datasets.sources import Source, array_column, read_source
 

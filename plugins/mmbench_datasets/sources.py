@@ -17,11 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mmbench import LoadContext
-from mmbench.data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from mmbench.errors import ConfigError, DataError
+from mmbench import ConfigError, DataError, LoadContext, get_registry
 
-EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "video": VIDEO_EXTENSIONS}
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -38,12 +35,8 @@ class Source:
 
 
 def kind_of(path: Path) -> str | None:
-    """``image`` / ``audio`` / ``video`` from a file extension; a folder counts as video frames."""
-    suffix = path.suffix.lower()
-    for kind, extensions in EXTENSIONS.items():
-        if suffix in extensions:
-            return kind
-    return None
+    """The file-based kind (``image``, ``audio``, ``video``...) a file extension marks."""
+    return get_registry().kind_of_file(path)
 
 
 def class_folders(root: Path, kind: str | None, where: str) -> Source:

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from mmbench import DatasetProvider, LoadContext, RawData
-from mmbench.errors import ConfigError
+from mmbench import ConfigError, DatasetProvider, LoadContext, RawData
 
 MODES = ("redundant", "unique", "synergy", "mixed")
+#: Generated rows are held in memory (n_samples x dim floats per modality): beyond this is surely a typo.
+MAX_ROWS = 10_000_000
 
 
 class SyntheticProvider(DatasetProvider):
@@ -57,28 +58,29 @@ class SyntheticProvider(DatasetProvider):
     def _validated(self) -> dict[str, Any]:
         s = self.settings
         values = {
-            "n_samples": _int(s, "n_samples", 2000, 20),
+            "n_samples": _int(s, "n_samples", 2000, 20, MAX_ROWS),
             "n_modalities": _int(s, "n_modalities", 2, 2),
             "dim": _int(s, "dim", 8, 2),
             "seq_len": _int(s, "seq_len", 0, 0) or None,
             "mode": s.get("mode", "mixed"),
             "informative": _int(s, "informative", 0, 0),
-            "noise": float(s.get("noise", 0.3)),
-            "seed": s.get("seed"),
+            "noise": s.get("noise", 0.3),
+            "seed": None if s.get("seed") is None else _int(s, "seed", 0, 0, 2**31 - 1),
         }
         if values["mode"] not in MODES:
             raise ConfigError(f"synthetic: mode must be one of {', '.join(MODES)}, got {values['mode']!r}")
         if values["informative"] >= values["n_modalities"]:
             raise ConfigError(f"synthetic: informative={values['informative']} but there are only {values['n_modalities']} modalities")
-        if values["noise"] < 0:
-            raise ConfigError(f"synthetic: noise must be >= 0, got {values['noise']}")
+        noise = values["noise"]
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < float("inf"):
+            raise ConfigError(f"synthetic: option 'noise' must be a finite number >= 0, got {noise!r}")
         return values
 
 
-def _int(settings: dict[str, Any], key: str, default: int, minimum: int) -> int:
+def _int(settings: dict[str, Any], key: str, default: int, minimum: int, maximum: int = 10**6) -> int:
     value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"synthetic: option '{key}' must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ConfigError(f"synthetic: option '{key}' must be an integer in {minimum}..{maximum}, got {value!r}")
     return value
 
 

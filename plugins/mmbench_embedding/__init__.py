@@ -6,6 +6,13 @@ from mmbench import hookimpl
 
 
 @hookimpl
+def mmbench_modalities() -> list[type]:
+    from mmbench_embedding.kind import EmbeddingKind
+
+    return [EmbeddingKind]
+
+
+@hookimpl
 def mmbench_encoders() -> list[type]:
     from mmbench_embedding.encoders import GRUEmbedding, MLPEmbedding
 

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from mmbench import Categorical, Encoded, Float, Fusion, Int, mlp
-from mmbench.components import masked_mean
-from mmbench.errors import ConfigError
+from mmbench import Categorical, ConfigError, Encoded, Float, Fusion, Int, mlp
+from mmbench.nn import masked_mean
 
 
 class _AttentionBlock(nn.Module):

@@ -14,6 +14,7 @@ class EarlyFusion(Fusion):
     """Concatenate every modality's pooled vector, then one MLP head."""
 
     name = "early"
+    batchable = True
     description = "concatenate pooled encodings, then an MLP head"
     paper = "Baltrusaitis et al., 2019, Multimodal Machine Learning: A Survey and Taxonomy"
     space = {"hidden": Int(32, 256, log=True), "n_layers": Int(1, 2), "dropout": Float(0.0, 0.5)}
@@ -31,6 +32,7 @@ class LateFusion(Fusion):
     """A head per modality; decisions combined by mean or learned softmax weights."""
 
     name = "late"
+    batchable = True
     description = "per-modality heads; logits averaged or combined with learned weights"
     paper = "Snoek et al., 2005, Early versus Late Fusion in Semantic Video Analysis"
     space = {"hidden": Int(32, 256, log=True), "dropout": Float(0.0, 0.5), "combine": Categorical(["mean", "learned"])}
@@ -57,6 +59,7 @@ class HybridFusion(Fusion):
     """
 
     name = "hybrid"
+    batchable = True
     description = "early head + per-modality late heads; logits mixed by a fixed or learned weight"
     paper = "Atrey et al., 2010, Multimodal Fusion for Multimedia Analysis: a Survey"
     space = {"hidden": Int(32, 256, log=True), "dropout": Float(0.0, 0.5), "combine": Categorical(["mean", "learned"])}

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mmbench import Encoded, Float, Fusion, Int, mlp
-from mmbench.components import masked_mean
+from mmbench.nn import masked_mean
 
 
 class GatedMultimodalUnit(Fusion):
@@ -23,6 +23,7 @@ class GatedMultimodalUnit(Fusion):
     """
 
     name = "gmu"
+    batchable = True
     min_modalities = 2
     description = "gated multimodal unit: per-unit gates computed from all modalities mix per-modality tanh features"
     paper = "Arevalo et al., 2017, Gated Multimodal Units for Information Fusion"

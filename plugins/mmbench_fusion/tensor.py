@@ -15,8 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from mmbench import Categorical, Encoded, Float, Fusion, Int, mlp
-from mmbench.errors import ConfigError
+from mmbench import Categorical, ConfigError, Encoded, Float, Fusion, Int, mlp
 
 #: Upper bound on TFN's flattened tensor, so a task with many modalities still fits in memory.
 MAX_TENSOR_FEATURES = 8192
@@ -36,6 +35,7 @@ class TensorFusion(Fusion):
     """
 
     name = "tfn"
+    batchable = True
     min_modalities = 2
     description = "tensor fusion: outer product of projected [h, 1] vectors over modalities, then an MLP"
     paper = "Zadeh et al., 2017, Tensor Fusion Network for Multimodal Sentiment Analysis"
@@ -67,6 +67,7 @@ class LowRankFusion(Fusion):
     """
 
     name = "lmf"
+    batchable = True
     min_modalities = 2
     description = "low-rank multimodal fusion: rank-r modality-specific factors multiplied elementwise"
     paper = "Liu et al., 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors"

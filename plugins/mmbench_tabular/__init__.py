@@ -6,6 +6,13 @@ from mmbench import hookimpl
 
 
 @hookimpl
+def mmbench_modalities() -> list[type]:
+    from mmbench_tabular.kind import TabularKind
+
+    return [TabularKind]
+
+
+@hookimpl
 def mmbench_encoders() -> list[type]:
     from mmbench_tabular.mlp import MLPTabular
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmbench import Encoded, Encoder, Float, Int, ModalityInfo, mlp
-from mmbench.errors import ConfigError
+from mmbench import ConfigError, Encoded, Encoder, Float, Int, ModalityInfo, mlp
 
 
 class MLPTabular(Encoder):

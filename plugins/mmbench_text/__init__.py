@@ -7,6 +7,13 @@ from mmbench import hookimpl
 
 
 @hookimpl
+def mmbench_modalities() -> list[type]:
+    from mmbench_text.kind import TextKind
+
+    return [TextKind]
+
+
+@hookimpl
 def mmbench_encoders() -> list[type]:
     from mmbench_text.pretrained import PretrainedText
     from mmbench_text.scratch import BagOfEmbeddingsText, RNNText, TransformerText

@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmbench import Categorical, Encoded, ModalityInfo
-from mmbench.components import masked_mean
-from mmbench.data.preprocess.base import Preprocessor, Tensors
-from mmbench.errors import ConfigError, DataError
+from mmbench import Categorical, ConfigError, DataError, Encoded, ModalityInfo, Preprocessor, Tensors
+from mmbench.nn import masked_mean
 from mmbench.hf import PretrainedEncoder
 
 if TYPE_CHECKING:

@@ -12,9 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mmbench import Categorical, Encoded, Encoder, Float, Int, ModalityInfo
-from mmbench.components import AttentionPool, masked_mean
-from mmbench.errors import ConfigError
+from mmbench import Categorical, ConfigError, Encoded, Encoder, Float, Int, ModalityInfo
+from mmbench.nn import AttentionPool, masked_mean
 
 
 def vocab_size(info: ModalityInfo, encoder: str) -> int:

@@ -6,6 +6,13 @@ from mmbench import hookimpl
 
 
 @hookimpl
+def mmbench_modalities() -> list[type]:
+    from mmbench_video.kind import VideoKind
+
+    return [VideoKind]
+
+
+@hookimpl
 def mmbench_encoders() -> list[type]:
     from mmbench_video.frames import FramesVideo
 

@@ -8,12 +8,10 @@ pooling: a mean, additive attention, or a GRU over the frame vectors (Donahue et
 from __future__ import annotations
 
 import torch
-from mmbench_vision.cnn import ConvStack, image_shape
 from torch import nn
 
-from mmbench import Categorical, Encoded, Encoder, Float, Int, ModalityInfo
-from mmbench.components import AttentionPool
-from mmbench.errors import ConfigError
+from mmbench import Categorical, ConfigError, Encoded, Encoder, Float, Int, ModalityInfo
+from mmbench.nn import AttentionPool, ConvStack, image_shape
 
 TEMPORAL_POOLING = ("mean", "attention", "gru")
 

@@ -1,12 +1,19 @@
 """Built-in image encoders: a small CNN, a ResNet-style CNN and pretrained Hugging Face vision models.
 
-The convolutional stacks here are also the per-frame encoder of ``video.frames`` and the
-spectrogram encoder of ``audio.melcnn``.
+Also registers the ``image`` modality kind. The convolutional stacks live in :mod:`mmbench.nn`,
+shared with ``video.frames`` (per frame) and ``audio.melcnn`` (over the spectrogram).
 """
 
 from __future__ import annotations
 
 from mmbench import hookimpl
+
+
+@hookimpl
+def mmbench_modalities() -> list[type]:
+    from mmbench_vision.kind import ImageKind
+
+    return [ImageKind]
 
 
 @hookimpl

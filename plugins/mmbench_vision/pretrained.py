@@ -16,9 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mmbench import Categorical, Encoded, ModalityInfo
-from mmbench.data.preprocess.base import Preprocessor
-from mmbench.errors import ConfigError
+from mmbench import Categorical, ConfigError, Encoded, ModalityInfo, Preprocessor
 from mmbench.hf import CheckpointPreprocessor, PretrainedEncoder, read_preprocessor_config
 
 
@@ -71,7 +69,7 @@ class PretrainedImage(PretrainedEncoder):
         settings = read_preprocessor_config(directory)
         mean, std = settings.get("image_mean"), settings.get("image_std")
         if isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3:
-            from mmbench.data.preprocess.image import ImagePreprocessor
+            from mmbench_vision.preprocess import ImagePreprocessor
 
             inner = ImagePreprocessor(info, channels=3, mean=tuple(mean), std=tuple(std))
             return CheckpointPreprocessor(info, directory, inner)

@@ -15,7 +15,7 @@ import numpy as np
 from mmbench.data.bad_rows import replace_column
 from mmbench.data.storage.media_cache import decode_column, decode_each
 from mmbench.data.media import read_audio, read_image, resize_image, to_channels
-from mmbench.data.preprocess.image import probe_images
+from mmbench.data.pixels import probe_images
 from mmbench.errors import ConfigError
 
 if TYPE_CHECKING:

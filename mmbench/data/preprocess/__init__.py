@@ -5,13 +5,8 @@ from mmbench._lazy import lazy_exports
 _exports = lazy_exports(
     __name__,
     {
-        "AudioPreprocessor": ".audio",
         "EmbeddingPreprocessor": ".base",
-        "ImagePreprocessor": ".image",
         "Preprocessor": ".base",
-        "TabularPreprocessor": ".tabular",
-        "TextPreprocessor": ".text",
-        "VideoPreprocessor": ".video",
         "default_preprocessor": ".base",
     },
 )

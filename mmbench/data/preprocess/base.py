@@ -5,23 +5,21 @@ and then turns every split into a dict of tensors. Its :attr:`~Preprocessor.key`
 everything that changes its output, so the tensors are cached per (data set, modality, key)
 and reused by every trial that picks an encoder with the same preprocessing.
 
-Each modality kind has a default preprocessor (:func:`default_preprocessor`); an encoder that
+Each modality kind declares a default preprocessor (:func:`default_preprocessor`); an encoder that
 needs another one (a pretrained tokenizer, a fixed sample rate) returns it from
 :meth:`mmbench.Encoder.preprocessor`.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from mmbench.data.schema import ModalityInfo
-from mmbench.errors import ConfigError, DataError
+from mmbench.errors import DataError
 
 if TYPE_CHECKING:
     import datasets
@@ -84,24 +82,9 @@ class EmbeddingPreprocessor(Preprocessor):
         return values
 
 
-#: modality kind -> "module:Class" of its default preprocessor, imported only when used
-#: (image, audio and video decoding pull in heavy libraries).
-_DEFAULTS: dict[str, str] = {
-    "embedding": "mmbench.data.preprocess.base:EmbeddingPreprocessor",
-    "text": "mmbench.data.preprocess.text:TextPreprocessor",
-    "image": "mmbench.data.preprocess.image:ImagePreprocessor",
-    "audio": "mmbench.data.preprocess.audio:AudioPreprocessor",
-    "video": "mmbench.data.preprocess.video:VideoPreprocessor",
-    "tabular": "mmbench.data.preprocess.tabular:TabularPreprocessor",
-}
-
-
 def default_preprocessor(info: ModalityInfo) -> Preprocessor:
-    """The preprocessing a modality gets when its encoder asks for none in particular."""
-    try:
-        target = _DEFAULTS[info.kind]
-    except KeyError:
-        raise ConfigError(f"modality '{info.name}': no default preprocessing for kind '{info.kind}'") from None
-    module_name, class_name = target.split(":")
-    factory: Callable[[ModalityInfo], Preprocessor] = getattr(importlib.import_module(module_name), class_name)
-    return factory(info)
+    """The preprocessing a modality gets when its encoder asks for none in particular: the one
+    its registered :class:`~mmbench.ModalityKind` declares."""
+    from mmbench.registry import get_registry
+
+    return get_registry().get_kind(info.kind).default_preprocessor(info)

@@ -101,7 +101,7 @@ def decode_chunks(
     """
     for start in range(0, split.num_rows, DECODE_ROWS):
         stop = min(split.num_rows, start + DECODE_ROWS)
-        yield slice(start, stop), decode_column(split.select(range(start, stop)), column, settings, lambda cells: compute(cells, start))
+        yield slice(start, stop), decode_column(split.select(range(start, stop)), column, settings, lambda cells, start=start: compute(cells, start))
 
 
 def decode_each(items: Sequence[Any], column: str, decode: Callable[[Any], T], *, first_row: int = 0) -> list[T]:

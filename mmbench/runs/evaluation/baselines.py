@@ -11,8 +11,9 @@ minus the best baseline's, found by :func:`best_unimodal`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mmbench.tracking.layout import ROLE_BASELINE
 from mmbench.tracking.tracker import TAG, Tracker
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from mmbench.registry import Registry
     from mmbench.runs.reproduce import RunSource
 
-ROLE_BASELINE = "baseline"
 UNIMODAL_FUSION = "early"
 
 
@@ -81,23 +81,3 @@ def run_baselines(tracker: Tracker, source: RunSource, registry: Registry, *, de
             tracker.log_metrics(parent, {"best_unimodal_val_score": top.val_score, "best_unimodal_test_score": top.test_score})
             tracker.set_tags(parent, {f"{TAG}best_unimodal": top.modality})
     return found
-
-
-def best_unimodal(tracker: Tracker, experiment_ids: list[str]) -> dict[str, tuple[float, str]]:
-    """Task -> (best baseline validation score, its modality), over every recorded baseline run."""
-    if not experiment_ids:
-        return {}
-    runs = tracker.client.search_runs(experiment_ids, filter_string=f"tags.`{TAG}role` = '{ROLE_BASELINE}'", max_results=5000)
-    best: dict[str, tuple[float, str]] = {}
-    for run in runs:
-        task, value = run.data.tags.get(f"{TAG}task"), run.data.metrics.get("val_score")
-        if task and value is not None and (task not in best or value > best[task][0]):
-            best[task] = (value, run.data.tags.get(f"{TAG}baseline_modality", "?"))
-    return best
-
-
-def fusion_gains(rows: list[Any], baselines: dict[str, tuple[float, str]]) -> None:
-    """Set each leaderboard row's ``fusion_gain`` (validation score over the task's best baseline)."""
-    for row in rows:
-        if row.task in baselines:
-            row.fusion_gain = row.val_score - baselines[row.task][0]

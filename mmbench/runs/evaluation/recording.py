@@ -55,12 +55,11 @@ def record_trained_run(tracker: Tracker, source_run: Any, config: TrialConfig, m
     parent = source_run.data.tags.get("mlflow.parentRunId")
     if parent:
         tags["mlflow.parentRunId"] = parent
-    run = tracker.client.create_run(source_run.info.experiment_id, tags=tags, run_name=run_name)
-    run_id = run.info.run_id
+    run_id = tracker.create_run(source_run.info.experiment_id, tags=tags, run_name=run_name)
     tracker.log_params(run_id, config.flat_params())
     tracker.log_dict(run_id, config.to_dict(), "config.yaml")
     tracker.log_metrics(run_id, metrics)
-    tracker.client.set_terminated(run_id, status="FINISHED")
+    tracker.close(run_id)
     return run_id
 
 
@@ -71,6 +70,6 @@ def log_evaluation(tracker: Tracker, run_id: str, name: str, content: dict[str, 
     tracker.log_metrics(run_id, metrics)
     tracker.log_dict(run_id, content, f"{ARTIFACT_DIR}/{name}.json")
     if figure is not None:
-        tracker.client.log_figure(run_id, figure, f"{ARTIFACT_DIR}/{name}.png")
+        tracker.log_figure(run_id, figure, f"{ARTIFACT_DIR}/{name}.png")
         _pyplot().close(figure)
     tracker.set_tags(run_id, {f"{TAG}evaluated.{name}": "true"})

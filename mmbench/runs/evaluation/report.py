@@ -228,8 +228,8 @@ def write_report(tracker: Tracker, task: str, output: str | Path | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     experiments = list(tracker.task_experiments(task))
-    studies = tracker.client.search_runs(experiments, filter_string=f"tags.`{TAG}role` = 'study'",
+    studies = tracker.search_runs(experiments, filter_string=f"tags.`{TAG}role` = 'study'",
                                          order_by=["attributes.start_time DESC"], max_results=1)
     if studies:
-        tracker.client.log_artifact(studies[0].info.run_id, str(path), REPORT_ARTIFACT_DIR)
+        tracker.log_artifact(studies[0].info.run_id, str(path), REPORT_ARTIFACT_DIR)
     return path

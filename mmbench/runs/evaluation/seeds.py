@@ -11,9 +11,6 @@ them. Two rows whose means differ by less than twice the standard error of the d
 from __future__ import annotations
 
 import dataclasses
-import math
-import statistics
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError
@@ -26,49 +23,6 @@ if TYPE_CHECKING:
 DEFAULT_TOP_K = 3
 #: seed offset between reruns of one configuration
 SEED_STRIDE = 1000
-#: standard errors of the difference within which two means are "within noise"
-NOISE_Z = 2.0
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (``None`` for a single value).
-
-    Example:
-        >>> mean_std([0.8, 0.9, 1.0])
-        (0.9, 0.09999999999999998)
-    """
-    if not values:
-        raise ValueError("mean_std of no values")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
-def within_noise(a: tuple[float, float | None, int], b: tuple[float, float | None, int], *, z: float = NOISE_Z) -> bool | None:
-    """Whether two means ``(mean, std, n)`` differ by less than ``z`` standard errors of their difference.
-
-    Returns ``None`` when either side has a single seed (no estimate of its noise).
-
-    Example:
-        >>> within_noise((0.90, 0.02, 3), (0.89, 0.02, 3))
-        True
-        >>> within_noise((0.90, 0.001, 3), (0.80, 0.001, 3))
-        False
-    """
-    (mean_a, std_a, n_a), (mean_b, std_b, n_b) = a, b
-    if std_a is None or std_b is None or n_a < 2 or n_b < 2:
-        return None
-    error = math.sqrt(std_a**2 / n_a + std_b**2 / n_b)
-    return abs(mean_a - mean_b) <= z * error
-
-
-def mark_within_noise(rows: Sequence[Any]) -> None:
-    """Set ``row.within_noise`` on one task's ranked rows: is it within noise of the top row?"""
-    if not rows:
-        return
-    top = rows[0]
-    for row in rows:
-        row.within_noise = None if row is top else within_noise(
-            (top.val_score, top.val_std, top.n_seeds), (row.val_score, row.val_std, row.n_seeds)
-        )
 
 
 def top_runs(tracker: Tracker, experiment_id: str, study: str, k: int) -> list[Any]:

@@ -1,13 +1,19 @@
-"""The feature cache for frozen encoders: keys, the store, computation and the cached encoder."""
+"""The feature cache for frozen encoders, one module per job.
+
+:mod:`~mmbench.train.features.keys` (what an entry depends on), :mod:`~mmbench.train.features.compute`
+(running the encoder once), :mod:`~mmbench.train.features.store` (:class:`FeatureCache`: memory,
+disk, eviction), :mod:`~mmbench.train.features.encoder` (:class:`CachedEncoder`, a trial's stand-in).
+"""
 
 from mmbench._lazy import lazy_exports
 
 _exports = lazy_exports(
     __name__,
     {
-        "CachedEncoder": ".cache",
-        "FeatureCache": ".cache",
-        "compute_features": ".cache",
+        "CachedEncoder": ".encoder",
+        "FeatureCache": ".store",
+        "compute_features": ".compute",
+        "entry_key": ".keys",
     },
 )
 __all__ = _exports.__all__

@@ -15,10 +15,18 @@ __version__ = "0.1.0"
 
 
 @hookimpl
+def mmbench_modalities() -> list[type]:
+    from mmbench_example.timeseries import TimeseriesKind
+
+    return [TimeseriesKind]
+
+
+@hookimpl
 def mmbench_encoders() -> list[type]:
     from mmbench_example.encoders import GatedEmbedding
+    from mmbench_example.series_encoders import Conv1dSeries
 
-    return [GatedEmbedding]
+    return [GatedEmbedding, Conv1dSeries]
 
 
 @hookimpl
@@ -30,9 +38,9 @@ def mmbench_fusions() -> list[type]:
 
 @hookimpl
 def mmbench_datasets() -> list[type]:
-    from mmbench_example.data import BlobsProvider
+    from mmbench_example.data import BlobsProvider, WavesProvider
 
-    return [BlobsProvider]
+    return [BlobsProvider, WavesProvider]
 
 
 @hookimpl

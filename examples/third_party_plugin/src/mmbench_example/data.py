@@ -42,3 +42,46 @@ class BlobsProvider(DatasetProvider):
             "label": ["same" if s > 0 else "opposite" for s in a * b],
         }
         return RawData(splits={"all": datasets.Dataset.from_dict(columns)}, modalities={"x1": "embedding", "x2": "embedding"})
+
+
+class WavesProvider(DatasetProvider):
+    """Noisy two-channel waves of varying length (a ``timeseries`` column) plus a weak ``context`` vector.
+
+    The label is the wave's frequency band, so the series carries the signal and the vector only a hint.
+    """
+
+    name = "example_waves"
+    description = "generated timeseries (sine/cosine of 3 frequency bands, varying length) + a hint vector"
+    options = {
+        "n_samples": "rows to generate (default 300)",
+        "noise": "standard deviation of the noise (default 0.3)",
+    }
+
+    @classmethod
+    def example_task(cls, directory: Path) -> dict[str, Any]:
+        return {"options": {"n_samples": 60}, "label": "band"}
+
+    def load(self, context: LoadContext) -> RawData:
+        import datasets
+
+        n = self.settings.get("n_samples", 300)
+        noise = self.settings.get("noise", 0.3)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 20:
+            raise ConfigError(f"example_waves: option 'n_samples' must be an integer >= 20, got {n!r}")
+        rng = np.random.default_rng(context.seed)
+        bands = rng.integers(0, 3, size=n)
+        series = []
+        for band in bands:
+            steps = int(rng.integers(20, 41))
+            t = np.arange(steps) / steps
+            phase = rng.uniform(0, 2 * np.pi)
+            angle = 2 * np.pi * (1.5 + 2.5 * band) * t + phase
+            wave = np.stack([np.sin(angle), np.cos(angle)], axis=1) + noise * rng.normal(size=(steps, 2))
+            series.append(wave.astype(np.float32).tolist())
+        hint = np.eye(3)[bands] + 2.0 * rng.normal(size=(n, 3))
+        columns = {
+            "signal": series,
+            "context": hint.astype(np.float32).tolist(),
+            "band": [("slow", "medium", "fast")[b] for b in bands],
+        }
+        return RawData(splits={"all": datasets.Dataset.from_dict(columns)}, modalities={"signal": "timeseries", "context": "embedding"})

@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mmbench.data.preprocess.base import Preprocessor, Tensors
-from mmbench.data.schema import ModalityInfo
-from mmbench.errors import ConfigError
+from mmbench import ConfigError, ModalityInfo, Preprocessor, Tensors
 
 if TYPE_CHECKING:
     import datasets

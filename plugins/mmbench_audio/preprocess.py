@@ -1,7 +1,7 @@
 """Default audio preprocessing: decode (soundfile), mix to mono, resample, crop/pad to one length.
 
 Resampling is band-limited (FFT) in numpy, so no torchaudio or FFmpeg is needed. Decoded,
-resampled waveforms are cached on disk (:mod:`mmbench.data.storage.media_cache`) when the column holds file
+resampled waveforms are cached on disk (mmbench's media cache, :func:`mmbench.decode_chunks`) when the column holds file
 paths, so a second process does not decode thousands of WAVs again; clips are decoded a chunk of
 rows at a time, so no step holds a whole split's waveforms twice.
 """
@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mmbench.data.storage.media_cache import decode_chunks, decode_each
-from mmbench.data.media import audio_rate, column_items, crop_or_pad, read_audio, resample
-from mmbench.data.preprocess.base import Preprocessor, Tensors
-from mmbench.data.schema import ModalityInfo
-from mmbench.errors import ConfigError
+from mmbench import (
+    ConfigError,
+    ModalityInfo,
+    Preprocessor,
+    Tensors,
+    audio_rate,
+    column_items,
+    crop_or_pad,
+    decode_chunks,
+    decode_each,
+    read_audio,
+    resample,
+)
 
 if TYPE_CHECKING:
     import datasets

@@ -12,12 +12,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mmbench.data.storage.media_cache import decode_chunks, decode_each
-from mmbench.data.media import column_items, read_video, resize_image, to_channels
-from mmbench.data.preprocess.base import Preprocessor, Tensors
-from mmbench.data.preprocess.image import ChannelStats
-from mmbench.data.schema import ModalityInfo
-from mmbench.errors import ConfigError
+from mmbench import (
+    ChannelStats,
+    ConfigError,
+    ModalityInfo,
+    Preprocessor,
+    Tensors,
+    column_items,
+    decode_chunks,
+    decode_each,
+    read_video,
+    resize_image,
+    to_channels,
+)
 
 if TYPE_CHECKING:
     import datasets

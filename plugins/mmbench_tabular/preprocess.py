@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mmbench.data.preprocess.base import Preprocessor, Tensors
-from mmbench.data.schema import ModalityInfo
-from mmbench.errors import DataError
+from mmbench import DataError, ModalityInfo, Preprocessor, Tensors
 
 if TYPE_CHECKING:
     import datasets

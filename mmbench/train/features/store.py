@@ -1,4 +1,4 @@
-"""Feature cache for frozen encoders: run a pretrained backbone over the data once, not once per batch.
+"""Feature cache for frozen encoders (the store): run a pretrained backbone over the data once, not once per batch.
 
 A frozen encoder (``EncoderClass.is_frozen(**hp)`` is true: pretrained, not fine-tuned) maps the
 same input to the same output in every trial, so its outputs (:class:`~mmbench.components.Encoded`
@@ -30,35 +30,31 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmbench.components import Encoded, Encoder
+from mmbench.components import Encoder
 from mmbench.data.provider import SPLITS
 from mmbench.errors import ConfigError
+from mmbench.train.features.compute import Allocate, compute_features
+from mmbench.train.features.encoder import CachedEncoder
+from mmbench.train.features.keys import CACHE_VERSION, entry_key
 
 if TYPE_CHECKING:
-    from mmbench.search.trials import TrialConfig
     from mmbench.data.prepared import PreparedData, SplitTensors
     from mmbench.data.preprocess.base import Preprocessor, Tensors
     from mmbench.data.schema import ModalityInfo
     from mmbench.registry import Registry
+    from mmbench.search.trials import TrialConfig
 
 logger = logging.getLogger(__name__)
 
-#: Bump when what is stored (or how it is computed) changes, so older entries are never reused.
-CACHE_VERSION = "features-v2"
 #: Default bound of the on-disk cache.
 DEFAULT_SIZE_GB = 10.0
-#: Rows per forward pass while computing features.
-FEATURE_BATCH_SIZE = 64
-_FIELDS = ("pooled", "tokens", "mask")
-#: ``(name, shape, dtype) -> tensor``: where computed features are written
-Allocate = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
 _SUFFIX = ".safetensors"
 
 
@@ -74,59 +70,6 @@ def default_cache_dir() -> Path | None:
         return Path(platformdirs.user_cache_dir("mmbench")) / "features"
     media = cache_dir()
     return None if media is None else media / "features"
-
-
-class CachedEncoder(Encoder):
-    """Stand-in for a frozen encoder whose outputs are given in the batch.
-
-    ``forward({"pooled", "tokens"?, "mask"?})`` returns them as an :class:`Encoded`; any other
-    batch (raw inputs, e.g. when a saved model is used for prediction) goes through the real
-    encoder. The real encoder's submodules, parameters and buffers are registered here under
-    the same names, so ``state_dict`` keys and ``.to(device)`` are those of the real encoder.
-
-    Args:
-        inner: the real (frozen) encoder, shared by every trial that uses the same entry.
-        params: this trial's hyperparameters of the encoder; those the entry's key leaves out
-            (:meth:`~mmbench.components.Encoder.cache_params`) are applied by
-            :meth:`~mmbench.components.Encoder.from_cache` on every output.
-    """
-
-    name = "cached"
-    description = "outputs of a frozen encoder, precomputed once (mmbench.train.features.cache)"
-
-    def __init__(self, inner: Encoder, params: Mapping[str, Any] | None = None) -> None:
-        super().__init__(inner.info)
-        self.params = dict(params or {})
-        self.out_dim = int(inner.out_dim)
-        for child_name, child in inner.named_children():
-            self.add_module(child_name, child)
-        self._parameters.update(inner._parameters)
-        self._buffers.update(inner._buffers)
-        object.__setattr__(self, "_inner", inner)  # not a child: its children are already ours
-
-    @property
-    def inner(self) -> Encoder:
-        """The real encoder."""
-        return self._inner
-
-    def train(self, mode: bool = True) -> CachedEncoder:
-        """Switch mode; the real encoder decides what its backbone does (a frozen one stays in eval)."""
-        super().train(mode)
-        self._inner.train(mode)
-        return self
-
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> Encoded:
-        if "pooled" in batch:
-            encoded = Encoded(pooled=batch["pooled"], tokens=batch.get("tokens"), mask=batch.get("mask"))
-        else:
-            encoded = self._inner(batch)
-        return type(self._inner).from_cache(encoded, **self.params)
-
-    def missing(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """An absent modality: zero features and (if any) an all-padding mask."""
-        if "pooled" not in batch:
-            return self._inner.missing(batch)
-        return {key: torch.zeros_like(value) for key, value in batch.items()}
 
 
 @dataclass
@@ -303,84 +246,6 @@ class FeatureCache:
         return removed
 
 
-def entry_key(name: str, params: Mapping[str, Any], info: ModalityInfo, preprocessor_key: str, fingerprint: str) -> dict[str, Any]:
-    """Everything that changes a frozen encoder's outputs (hashed into the entry's file name)."""
-    key: dict[str, Any] = {
-        "version": CACHE_VERSION,
-        "encoder": name,
-        "params": {k: _jsonable(v) for k, v in sorted(params.items())},
-        "modality": info.name,
-        "columns": list(info.columns),
-        "preprocessor": preprocessor_key,
-        "fingerprint": fingerprint,
-    }
-    checkpoint = info.extra.get("checkpoint") if isinstance(info.extra, Mapping) else None
-    if checkpoint:
-        key["checkpoint"] = checkpoint_signature(Path(str(checkpoint)))
-    return key
-
-
-def checkpoint_signature(directory: Path) -> list[list[Any]]:
-    """Name, size and modification time of every file of a checkpoint (cheap; no hashing of GBs)."""
-    if not directory.is_dir():
-        return []
-    files = []
-    for path in sorted(directory.rglob("*")):
-        if path.is_file():
-            stat = path.stat()
-            files.append([str(path.relative_to(directory)), stat.st_size, stat.st_mtime_ns])
-    return files
-
-
-def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: str = "auto",
-                     batch_size: int = FEATURE_BATCH_SIZE, allocate: Allocate | None = None) -> dict[str, Tensors]:
-    """Run ``encoder`` (eval mode, no autograd) over every split; the outputs, on the CPU, in row order.
-
-    Rows go through the encoder shortest first when the inputs carry a padding mask, so each
-    batch holds sequences of similar length and an encoder that skips all-padding columns
-    (``text.pretrained`` does) computes little padding: 1.8x faster on PetFinder descriptions.
-
-    Args:
-        allocate: ``(name, shape, dtype) -> tensor`` for the outputs (default: in memory);
-            :meth:`mmbench.data.prepared.PreparedData.allocate` spills them past the memory budget.
-    """
-    from mmbench.train.loop import resolve_device
-
-    allocate = allocate or (lambda _name, shape, dtype: torch.empty(shape, dtype=dtype))
-    target = resolve_device(device)
-    encoder.to(target).eval()
-    features: dict[str, Tensors] = {}
-    with torch.no_grad():  # not inference_mode: its tensors cannot enter the trials' autograd graphs
-        for split, tensors in raw.items():
-            order = length_order(tensors)
-            outputs: Tensors = {}
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                encoded = encoder({k: v[rows].to(target) for k, v in tensors.items()})
-                for name in _FIELDS:
-                    value = getattr(encoded, name)
-                    if value is None:
-                        continue
-                    if name not in outputs:
-                        outputs[name] = allocate(f"{split}-{name}", (len(order), *value.shape[1:]), value.dtype)
-                    outputs[name][rows] = value.detach().to("cpu")
-            features[split] = outputs
-    encoder.to("cpu")
-    return features
-
-
-def length_order(tensors: Tensors) -> torch.Tensor:
-    """Row indices sorted by sequence length (the last true position of the first 2-D boolean
-    tensor, a padding mask), stable; ``0..N-1`` when the inputs have no mask."""
-    n_rows = int(next(iter(tensors.values())).shape[0])
-    mask = next((v for v in tensors.values() if v.dtype == torch.bool and v.dim() == 2), None)
-    if mask is None or mask.shape[1] == 0:
-        return torch.arange(n_rows)
-    positions = torch.arange(1, mask.shape[1] + 1)
-    lengths = (mask * positions).amax(dim=1)
-    return torch.argsort(lengths, stable=True)
-
-
 #: safetensors' names of the dtypes features come in
 _SAFETENSORS_DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
@@ -414,7 +279,3 @@ def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], *, metada
             flat = tensor.contiguous().reshape(-1).view(torch.uint8) if tensor.numel() else tensor.new_empty(0, dtype=torch.uint8)
             for start in range(0, flat.numel(), _WRITE_CHUNK):
                 stream.write(flat[start : start + _WRITE_CHUNK].numpy())
-
-
-def _jsonable(value: Any) -> Any:
-    return value if isinstance(value, (bool, int, float, str, type(None))) else repr(value)

@@ -1,0 +1,120 @@
+"""Batched trials: trials/hour and best validation after a fixed wall time, ``--batch-trials`` K vs one at a time.
+
+A cached-feature search (the frozen ``text.pretrained`` encoder, all-MiniLM-L6-v2, whose outputs
+the feature cache computes once) runs for ``--seconds`` of wall time per mode, with the same
+sampler seed and space: the ``early`` fusion of one fixed structure (so asked trials share it),
+learning rate and weight decay searched. Two tasks: PetFinder listing descriptions from
+``--data-root`` and a synthetic one (generated text whose label is one of its words). The
+feature cache is warmed once before the timed runs, so every mode reads the same cached features.
+On a GPU the script also samples ``torch.cuda.utilization()`` during each search.
+
+    python benchmarks/batched.py [--seconds 60] [--k 8,32] [--rows 600] [--device cpu|cuda] [--data-root ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine, quiet, temporary_stores  # noqa: E402
+from cache import DEFAULT_DATA, petfinder_task, stand_in_task  # noqa: E402
+
+
+class UtilisationSampler:
+    """GPU utilisation (percent) sampled every ``interval`` seconds in a background thread."""
+
+    def __init__(self, device: str, interval: float = 0.25) -> None:
+        import torch
+
+        self.enabled = device.startswith("cuda") and torch.cuda.is_available()
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def __enter__(self) -> UtilisationSampler:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.enabled:
+            self._thread.join()
+
+    def _run(self, interval: float) -> None:
+        import torch
+
+        while not self._stop.wait(interval):
+            try:
+                self.samples.append(float(torch.cuda.utilization()))
+            except Exception:  # noqa: BLE001 - pynvml missing: no figure rather than no benchmark
+                return
+
+    def mean(self) -> str:
+        return f"{sum(self.samples) / len(self.samples):5.1f} %" if self.samples else "n/a"
+
+
+def search(task: Path, folder: Path, *, k: int, seconds: float, device: str, modality: str,
+           name: str = "") -> dict[str, float | str]:
+    """One timed search; trials/hour counts the trials that finished (any state) within the wall time."""
+    import optuna
+
+    from mmbench.search import SearchSettings, run_search
+
+    name = name or f"k{k}-{task.stem}"
+    stores = {"storage": f"sqlite:///{folder / f'optuna-{name}.db'}", "tracking_uri": f"sqlite:///{folder / f'mlflow-{name}.db'}"}
+    settings = SearchSettings.of(
+        task=str(task), n_trials=100_000, timeout=seconds, max_epochs=3, device=device, plots=False, log_model=False,
+        ensemble=False, classical=False, fusions=["early"], encoders={modality: ["text.pretrained"]}, batch_trials=k,
+        fixed={f"encoder.{modality}.pretrained.finetune": False, "fusion.early.hidden": 64, "fusion.early.n_layers": 1,
+               "fusion.early.dropout": 0.1, "train.batch_size": 64},
+        cache_dir=folder / "features", study="batched", seed=0, **stores,
+    )
+    started = time.perf_counter()
+    with UtilisationSampler(device) as utilisation:
+        outcome = run_search(settings)
+    wall = time.perf_counter() - started
+    study = optuna.load_study(study_name=outcome.study, storage=stores["storage"])
+    finished = [t for t in study.trials if t.state.is_finished()]
+    epochs = sum(len(t.intermediate_values) for t in finished)
+    return {"trials": len(finished), "complete": sum(t.state.name == "COMPLETE" for t in finished), "wall": wall, "per_hour": len(finished) / wall * 3600, "best": outcome.best_value or 0.0,
+            "epochs_per_s": epochs / wall, "utilisation": utilisation.mean()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--k", default="8,32", help="batch sizes to compare with one trial at a time")
+    parser.add_argument("--rows", type=int, default=600)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("MMBENCH_DATA", DEFAULT_DATA)))
+    args = parser.parse_args()
+    quiet()
+    folder, _ = temporary_stores("batched")
+    tasks = {"synthetic": stand_in_task(folder, args.rows)}
+    petfinder = petfinder_task(folder, args.data_root, args.rows)
+    if petfinder is not None:
+        tasks["petfinder"] = petfinder
+    print(f"machine: {machine()}")
+    print(f"search: early fusion (fixed structure) on frozen text.pretrained features, lr and weight decay by TPE, seed 0, "
+          f"<= 3 epochs, {args.rows} rows, {args.seconds:.0f} s of wall time per mode, device {args.device}")
+    sizes = [1] + [int(k) for k in args.k.split(",")]
+    for label, task in tasks.items():
+        search(task, folder, k=1, seconds=5, device=args.device, modality="text",
+               name=f"warm-{label}")  # warm the feature cache
+        rows = {k: search(task, folder, k=k, seconds=args.seconds, device=args.device, modality="text") for k in sizes}
+        for k, row in rows.items():
+            print(f"{label:9s} K={k:<3d} trials {row['trials']:5d} ({row['complete']} complete)  trials/hour {row['per_hour']:9.0f}  "
+                  f"best val {row['best']:.4f}  epochs/s {row['epochs_per_s']:6.1f}  GPU utilisation {row['utilisation']}")
+        for k in sizes[1:]:
+            print(f"{label:9s} ratio trials/hour K={k} / one at a time = {rows[k]['per_hour'] / rows[1]['per_hour']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Classical baseline models on a task's own split: majority class, LightGBM, TF-IDF + logistic regression.
+
+They keep a search honest: a multimodal model that does not beat a gradient-boosted-trees model
+on the tabular columns (text as n-gram counts) or a linear model on TF-IDF text features is not
+worth its cost. Each is a scikit-learn estimator over a pandas frame of the task's tabular,
+text and embedding columns (image, audio and video columns are not read), fitted on train,
+early-stopped (LightGBM) on validation, and deterministic, so ``mmbench predict`` can refit
+one exactly. Unlike :mod:`mmbench.runs.evaluation.baselines` (unimodal *neural* baselines for
+the fusion gain), these are separate models and ensemble members.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import datasets
+    import numpy as np
+    import pandas as pd
+
+    from mmbench.data.prepared import PreparedData
+    from mmbench.data.schema import Schema
+
+#: The classical models, in the order they are fitted (cheapest first).
+CLASSICAL_MODELS = ("majority", "lightgbm", "tfidf_logreg")
+#: LightGBM stops when validation loss has not improved for this many rounds.
+EARLY_STOPPING_ROUNDS = 50
+#: Most frequent word n-grams per text column given to LightGBM as counts.
+TREE_TEXT_FEATURES = 2000
+
+
+@dataclass
+class Columns:
+    """The columns a classical model reads, by how it treats them."""
+
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    embedding: list[str] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical, *self.text, *self.embedding]
+
+
+@dataclass
+class ClassicalFit:
+    """A fitted classical model and its probabilities on validation and test."""
+
+    name: str
+    model: Any
+    columns: Columns
+    val_proba: np.ndarray
+    test_proba: np.ndarray
+    seconds: float
+    params: dict[str, Any]
+
+    n_classes: int = 0
+
+    def predict_proba(self, dataset: datasets.Dataset, n_rows: int) -> np.ndarray:
+        """``(n_rows, n_classes)`` probabilities of new rows (a dataset with the model's columns)."""
+        table = frame(dataset, self.columns) if self.columns.all else _placeholder(n_rows)
+        return _proba(self.model, table, self.n_classes)
+
+
+def columns_of(schema: Schema, train: datasets.Dataset) -> Columns:
+    """Tabular columns split into numeric and categorical; text and embedding columns."""
+    import datasets
+
+    found = Columns()
+    for info in schema.modalities.values():
+        for column in info.columns:
+            feature = train.features.get(column)
+            if info.kind == "text":
+                found.text.append(column)
+            elif info.kind == "embedding":
+                found.embedding.append(column)
+            elif info.kind == "tabular":  # declared categorical in the task (info.extra), else by the column's type
+                numeric = isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "float", "bool"))
+                declared = column in set(info.extra.get("categorical", ()))
+                (found.numeric if numeric and not declared else found.categorical).append(column)
+    return found
+
+
+def frame(dataset: datasets.Dataset, columns: Columns) -> pd.DataFrame:
+    """The model's columns as a frame: text with missing values as ``""``, categories as strings,
+    each embedding dimension its own numeric column."""
+    import numpy as np
+    import pandas as pd
+
+    parts = {c: pd.to_numeric(pd.Series(dataset[c]), errors="coerce").astype("float64") for c in columns.numeric}
+    parts.update({c: pd.Series([("" if v is None else str(v)) for v in dataset[c]], dtype=object) for c in columns.categorical + columns.text})
+    table = pd.DataFrame(parts)
+    for column in columns.embedding:
+        vectors = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in dataset[column]])
+        table = pd.concat([table, pd.DataFrame(vectors, columns=[f"{column}[{i}]" for i in range(vectors.shape[1])])], axis=1)
+    return table
+
+
+def _embedding_columns(table: pd.DataFrame, columns: Columns) -> list[str]:
+    return [c for c in table.columns if any(c.startswith(f"{e}[") for e in columns.embedding)]
+
+
+def applicable(name: str, columns: Columns) -> bool:
+    """Whether the model has columns to read (the majority class always has)."""
+    if name == "tfidf_logreg":
+        return bool(columns.text or columns.numeric or columns.categorical)
+    return name == "majority" or bool(columns.all)
+
+
+def fit_classical(name: str, data: PreparedData, *, seed: int = 0, n_jobs: int | None = None) -> ClassicalFit | None:
+    """Fit one classical model on ``data``'s train split; ``None`` when it has no columns to read.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`CLASSICAL_MODELS`.
+    """
+    if name not in CLASSICAL_MODELS:
+        raise ValueError(f"unknown classical model {name!r}; known: {', '.join(CLASSICAL_MODELS)}")
+    columns = columns_of(data.schema, data.splits["train"])
+    if not applicable(name, columns):
+        return None
+    started = time.perf_counter()
+    tables = {split: frame(data.splits[split], columns) for split in ("train", "validation", "test")}
+    labels = {split: data.labels(split).numpy() for split in ("train", "validation")}
+    n_classes = len(data.schema.classes)
+    threads = n_jobs or max(1, min(4, os.cpu_count() or 1))
+    if name == "majority":
+        model, params = _majority(labels["train"], n_classes), {}
+    elif name == "lightgbm":
+        model, params = _lightgbm(tables, labels, columns, n_classes, seed=seed, n_jobs=threads)
+    else:
+        model, params = _tfidf_logreg(tables, labels, columns, seed=seed)
+    return ClassicalFit(name, model, columns, _proba(model, tables["validation"], n_classes),
+                        _proba(model, tables["test"], n_classes), time.perf_counter() - started, params, n_classes)
+
+
+def _proba(model: Any, table: pd.DataFrame, n_classes: int) -> np.ndarray:
+    """Probabilities with one column per task class (a class absent from train gets 0)."""
+    import numpy as np
+
+    proba = model.predict_proba(table)
+    full = np.zeros((len(table), n_classes), dtype=np.float64)
+    full[:, np.asarray(model.classes_, dtype=np.int64)] = proba
+    return full
+
+
+def _majority(train_labels: np.ndarray, n_classes: int) -> Any:
+    from sklearn.dummy import DummyClassifier
+
+    model = DummyClassifier(strategy="prior")
+    return model.fit(_placeholder(len(train_labels)), train_labels)
+
+
+def _placeholder(n_rows: int) -> Any:
+    import numpy as np
+
+    return np.zeros((n_rows, 1))
+
+
+def _lightgbm(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns, n_classes: int,
+              *, seed: int, n_jobs: int) -> tuple[Any, dict[str, Any]]:
+    """Default-ish LightGBM on numeric + ordinal-coded categorical + n-gram counts, early-stopped on validation."""
+    import lightgbm
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    parts: list[tuple[str, Any, Any]] = [("numeric", "passthrough", columns.numeric + _embedding_columns(tables["train"], columns))]
+    if columns.categorical:
+        parts.append(("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                                   encoded_missing_value=-1), columns.categorical))
+    parts += [(f"text:{c}", CountVectorizer(ngram_range=(1, 2), min_df=2, max_features=TREE_TEXT_FEATURES), c) for c in columns.text]
+    features = ColumnTransformer(parts, sparse_threshold=0.3 if columns.text else 0.0)
+    train = features.fit_transform(tables["train"]).astype("float32")
+    validation = features.transform(tables["validation"]).astype("float32")
+    n_numeric = len(parts[0][2])
+    categorical = list(range(n_numeric, n_numeric + len(columns.categorical)))
+    params = {"n_estimators": 2000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 10,
+              "colsample_bytree": 0.8, "subsample": 0.8, "subsample_freq": 1}
+    model = lightgbm.LGBMClassifier(**params, random_state=seed, n_jobs=n_jobs, verbose=-1, deterministic=True,
+                                    force_row_wise=True)
+    with warnings.catch_warnings():  # LightGBM 4.7 renames eval_set; the old name works on every 4.x
+        warnings.filterwarnings("ignore", message=".*eval_set.*deprecated")
+        model.fit(train, labels["train"], eval_set=[(validation, labels["validation"])], categorical_feature=categorical or "auto",
+                  callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+    params["best_iteration"] = int(model.best_iteration_ or params["n_estimators"])
+    return Pipeline([("features", features), ("lightgbm", model)]), params
+
+
+def _tfidf_logreg(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns,
+                  *, seed: int) -> tuple[Any, dict[str, Any]]:
+    """TF-IDF word 1-2-grams per text column beside scaled numeric and one-hot categorical columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    parts: list[tuple[str, Any, Any]] = []
+    numeric = columns.numeric + _embedding_columns(tables["train"], columns)
+    if numeric:
+        parts.append(("numeric", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()), numeric))
+    if columns.categorical:
+        parts.append(("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=2), columns.categorical))
+    parts += [(f"text:{c}", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=50_000, sublinear_tf=True), c)
+              for c in columns.text]
+    params = {"C": 1.0, "max_iter": 1000}
+    model = Pipeline([("features", ColumnTransformer(parts)), ("logreg", LogisticRegression(**params, random_state=seed))])
+    with threadpool_limits(limits=1, user_api="blas"):  # on a shared CPU, threaded BLAS made this fit 8x slower
+        return model.fit(tables["train"], labels["train"]), params

@@ -1,0 +1,69 @@
+"""Computing a frozen encoder's outputs over every split, once, in batches of similar length."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import torch
+
+from mmbench.components import Encoder
+
+if TYPE_CHECKING:
+    from mmbench.data.preprocess.base import Tensors
+
+#: Rows per forward pass while computing features.
+FEATURE_BATCH_SIZE = 64
+#: The :class:`~mmbench.components.Encoded` fields that are stored.
+FIELDS = ("pooled", "tokens", "mask")
+#: ``(name, shape, dtype) -> tensor``: where computed features are written
+Allocate = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
+
+
+def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: str = "auto",
+                     batch_size: int = FEATURE_BATCH_SIZE, allocate: Allocate | None = None) -> dict[str, Tensors]:
+    """Run ``encoder`` (eval mode, no autograd) over every split; the outputs, on the CPU, in row order.
+
+    Rows go through the encoder shortest first when the inputs carry a padding mask, so each
+    batch holds sequences of similar length and an encoder that skips all-padding columns
+    (``text.pretrained`` does) computes little padding: 1.8x faster on PetFinder descriptions.
+
+    Args:
+        allocate: ``(name, shape, dtype) -> tensor`` for the outputs (default: in memory);
+            :meth:`mmbench.data.prepared.PreparedData.allocate` spills them past the memory budget.
+    """
+    from mmbench.train.loop import resolve_device
+
+    allocate = allocate or (lambda _name, shape, dtype: torch.empty(shape, dtype=dtype))
+    target = resolve_device(device)
+    encoder.to(target).eval()
+    features: dict[str, Tensors] = {}
+    with torch.no_grad():  # not inference_mode: its tensors cannot enter the trials' autograd graphs
+        for split, tensors in raw.items():
+            order = length_order(tensors)
+            outputs: Tensors = {}
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                encoded = encoder({k: v[rows].to(target) for k, v in tensors.items()})
+                for name in FIELDS:
+                    value = getattr(encoded, name)
+                    if value is None:
+                        continue
+                    if name not in outputs:
+                        outputs[name] = allocate(f"{split}-{name}", (len(order), *value.shape[1:]), value.dtype)
+                    outputs[name][rows] = value.detach().to("cpu")
+            features[split] = outputs
+    encoder.to("cpu")
+    return features
+
+
+def length_order(tensors: Tensors) -> torch.Tensor:
+    """Row indices sorted by sequence length (the last true position of the first 2-D boolean
+    tensor, a padding mask), stable; ``0..N-1`` when the inputs have no mask."""
+    n_rows = int(next(iter(tensors.values())).shape[0])
+    mask = next((v for v in tensors.values() if v.dtype == torch.bool and v.dim() == 2), None)
+    if mask is None or mask.shape[1] == 0:
+        return torch.arange(n_rows)
+    positions = torch.arange(1, mask.shape[1] + 1)
+    lengths = (mask * positions).amax(dim=1)
+    return torch.argsort(lengths, stable=True)

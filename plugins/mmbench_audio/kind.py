@@ -1,0 +1,38 @@
+"""The ``audio`` modality kind: sound files, encoded bytes or ``{"array", "sampling_rate"}`` rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmbench import ModalityInfo, ModalityKind, Preprocessor
+
+
+class AudioKind(ModalityKind):
+    """An audio column -> ``waveform`` ``(B, L)`` float, mono, resampled and cropped or padded."""
+
+    name = "audio"
+    description = "sound files/arrays -> mono waveform at one sample rate, fixed length"
+    info_fields = ("sample_rate", "n_samples")
+    extensions = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+    example_sizes = {"sample_rate": 8000, "n_samples": 4000}
+
+    @classmethod
+    def default_preprocessor(cls, info: ModalityInfo) -> Preprocessor:
+        from mmbench_audio.preprocess import AudioPreprocessor
+
+        return AudioPreprocessor(info)
+
+    @classmethod
+    def example_batch(cls, info: ModalityInfo, batch_size: int, generator: Any) -> dict[str, Any]:
+        import torch
+
+        return {"waveform": 0.1 * torch.randn((batch_size, int(info.n_samples or 4000)), generator=generator)}
+
+    @classmethod
+    def example_rows(cls, info: ModalityInfo, n_rows: int, rng: Any) -> dict[str, list[Any]]:
+        import numpy as np
+
+        return {
+            c: [{"array": (0.1 * rng.normal(size=8000)).astype(np.float32), "sampling_rate": 16000} for _ in range(n_rows)]
+            for c in info.columns
+        }

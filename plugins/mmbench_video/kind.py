@@ -1,0 +1,36 @@
+"""The ``video`` modality kind: video files, folders of frames or frame arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmbench import ModalityInfo, ModalityKind, Preprocessor
+
+
+class VideoKind(ModalityKind):
+    """A video column -> ``frames`` ``(B, F, C, H, W)`` float: evenly sampled, resized, standardised."""
+
+    name = "video"
+    description = "video files/frame folders/arrays -> frames (evenly sampled, resized, standardised)"
+    info_fields = ("n_frames", "channels", "image_size")
+    extensions = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+    example_sizes = {"n_frames": 3, "channels": 3, "image_size": (16, 16)}
+
+    @classmethod
+    def default_preprocessor(cls, info: ModalityInfo) -> Preprocessor:
+        from mmbench_video.preprocess import VideoPreprocessor
+
+        return VideoPreprocessor(info)
+
+    @classmethod
+    def example_batch(cls, info: ModalityInfo, batch_size: int, generator: Any) -> dict[str, Any]:
+        import torch
+
+        shape = (batch_size, info.n_frames or 3, info.channels or 3, *(info.image_size or (16, 16)))
+        return {"frames": torch.randn(shape, generator=generator)}
+
+    @classmethod
+    def example_rows(cls, info: ModalityInfo, n_rows: int, rng: Any) -> dict[str, list[Any]]:
+        import numpy as np
+
+        return {c: [rng.integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8) for _ in range(n_rows)] for c in info.columns}
