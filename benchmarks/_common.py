@@ -52,3 +52,23 @@ def quiet() -> None:
     warnings.filterwarnings("ignore")
     for name in ("mlflow", "alembic", "optuna", "mmbench"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+#: Markers of the section of ``docs/results.md`` that ``vs_peers.py`` owns (``suite.py`` keeps it).
+PEERS_START, PEERS_END = "<!-- vs_peers:start -->", "<!-- vs_peers:end -->"
+
+
+def peers_section(path: Path) -> str:
+    """The ``vs_peers.py`` section of ``path`` (markers included, newline-terminated), or ``""``."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if PEERS_START not in text or PEERS_END not in text:
+        return ""
+    return text[text.index(PEERS_START): text.index(PEERS_END) + len(PEERS_END)] + "\n"
+
+
+def write_peers_section(path: Path, section: str) -> None:
+    """Replace the ``vs_peers.py`` section of ``path`` (or append it) so the rest of the file stays."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    old = peers_section(path)
+    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, encoding="utf-8")

@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, quiet, temporary_stores
+from _common import machine, peers_section, quiet, temporary_stores
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -251,11 +251,13 @@ def main(argv: list[str] | None = None) -> None:
         folder, stores = temporary_stores("suite")
     command = "python benchmarks/suite.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     started = time.perf_counter()
+    peers = peers_section(args.output)  # vs_peers.py's section of the page stays
     results = []
     for name in names:
         results.append(run_task(name, args, stores, folder, registry))
         # written after every task, so a long run shows its progress (and a crash keeps what was done)
-        args.output.write_text(markdown(results, args, command, time.perf_counter() - started), encoding="utf-8")
+        text = markdown(results, args, command, time.perf_counter() - started)
+        args.output.write_text(text + ("\n" + peers if peers else ""), encoding="utf-8")
         print(f"[{name}] done in {results[-1][1] / 60:.1f} min; wrote {args.output}", flush=True)
     print(f"total {(time.perf_counter() - started) / 60:.1f} min; stores in {folder}")
 
