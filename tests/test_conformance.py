@@ -22,6 +22,7 @@ from mmbench.testing import (
     check_encoder,
     check_fusion,
     check_gradients,
+    check_input_order,
     check_output_shapes,
     check_seeded_determinism,
     check_space_points_build,
@@ -302,3 +303,97 @@ def test_space_points_cover_bounds_and_every_choice():
     assert points[0]["n"] == 1 and points[1]["n"] == 9
     assert {p["act"] for p in points} == {"relu", "gelu", "tanh"}
     assert all(space["n"].contains(p["n"]) for p in points)
+
+
+class ListSpaceEncoder(GoodEncoder):
+    """A space written as a list instead of a mapping (a plausible first-plugin slip)."""
+
+    name = "embedding.listspace"
+    space = [Int(4, 8)]
+
+
+def test_a_plain_list_space_is_a_conformance_error_listing_every_failure():
+    with pytest.raises(ConformanceError) as caught:
+        check_encoder(ListSpaceEncoder)
+    assert "space must be a mapping of name -> Int/Float/Categorical, got list" in str(caught.value)
+    assert "check_declaration" in caught.value.check.split(",")
+
+
+class OrderDependentFusion(Fusion):
+    """Concatenates in the order the dict arrives: reordered inputs silently change the output."""
+
+    name = "orderdependent"
+    description = "concatenates in dict order"
+    space = {}
+
+    def __init__(self, dims, n_outputs):
+        super().__init__(dims, n_outputs)
+        self.head = nn.Linear(sum(dims.values()), n_outputs)
+
+    def forward(self, encoded):
+        return self.head(torch.cat([e.pooled for e in encoded.values()], dim=-1))
+
+
+def test_a_fusion_that_depends_on_the_order_of_its_inputs_is_caught():
+    assert "the output changes when the inputs dict is given in another order" in _error(check_input_order, OrderDependentFusion)
+
+
+class ProgressWatchingProvider(DatasetProvider):
+    """Seeded rows; records whether ``datasets`` would draw progress bars while it loads."""
+
+    name = "progresswatching"
+    description = "seeded rows"
+    bars_disabled: list[bool] = []
+
+    def load(self, context):
+        type(self).bars_disabled.append(datasets.are_progress_bars_disabled())
+        generator = torch.Generator().manual_seed(context.seed)
+        rows = {"x": torch.randn(30, 3, generator=generator).tolist(), "label": [i % 2 for i in range(30)]}
+        return RawData(splits={"all": datasets.Dataset.from_dict(rows)}, modalities={"x": "embedding"})
+
+
+def test_the_kit_draws_no_datasets_progress_bars_and_restores_the_setting():
+    datasets.enable_progress_bars()
+    check_dataset(ProgressWatchingProvider)
+    assert ProgressWatchingProvider.bars_disabled and all(ProgressWatchingProvider.bars_disabled)
+    assert not datasets.are_progress_bars_disabled()
+
+
+class AlwaysDropoutEncoder(GoodEncoder):
+    """Dropout applied in eval mode too (``training=True``): a stochastic forward."""
+
+    name = "embedding.alwaysdropout"
+
+    def forward(self, batch):
+        encoded = super().forward(batch)
+        return Encoded(pooled=torch.nn.functional.dropout(encoded.pooled, 0.5, training=True))
+
+
+def test_always_on_dropout_is_reported_once_by_determinism():
+    with pytest.raises(ConformanceError) as caught:
+        check_encoder(AlwaysDropoutEncoder)
+    failed = caught.value.check.split(",")
+    assert "check_seeded_determinism" in failed
+    assert "check_state_dict_round_trip" not in failed
+
+
+class MaskedMaxTextEncoder(Encoder):
+    """Masked max pooling without a guard: an empty text (all padding) pools to -inf."""
+
+    name = "text.maskedmax"
+    modality = "text"
+    description = "embedding + masked max"
+    space = {}
+
+    def __init__(self, info):
+        super().__init__(info)
+        self.embed = nn.Embedding(int(info.vocab_size or 30), 8)
+        self.out_dim = 8
+
+    def forward(self, batch):
+        tokens = self.embed(batch["ids"]).masked_fill(~batch["mask"][..., None], float("-inf"))
+        return Encoded(pooled=tokens.max(dim=1).values)
+
+
+def test_an_empty_text_row_catches_unguarded_masked_max_pooling():
+    assert "finite" in _error(check_output_shapes, MaskedMaxTextEncoder)

@@ -270,8 +270,13 @@ def check_file(kind: str, path: str) -> None:
         MediaError: the reason, without the row.
     """
     target = Path(path)
-    if not target.exists():
-        raise MediaError(f"{kind} file '{path}' not found")
+    try:
+        if not target.exists():
+            raise MediaError(f"{kind} file '{_short(path)}' not found")
+        if not (target.is_file() or (kind == "video" and target.is_dir())):  # a FIFO or device would block the read
+            raise MediaError(f"{kind} path '{_short(path)}' is not a regular file")
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise MediaError(f"{kind} path '{_short(path)}' cannot be read ({_one_line(error)})") from None
     if kind == "image":
         from PIL import Image
 
@@ -326,6 +331,11 @@ def _bytes_io(data: bytes) -> Any:
     import io
 
     return io.BytesIO(data)
+
+
+def _short(path: str, limit: int = 120) -> str:
+    """A path cut to ``limit`` characters for a one-line message."""
+    return path if len(path) <= limit else f"{path[:limit]}..."
 
 
 def _one_line(error: BaseException) -> str:

@@ -38,6 +38,9 @@ DEFAULT_METRICS = {"classification": "accuracy", "multilabel": "micro_f1", "regr
 _TOP_KEYS = {"name", "description", "data", "label", "task", "label_delimiter", "metric", "modalities", "split", "search", "source", "license", "suites", "sizes"}
 _DATA_KEYS = {"provider", "options", "on_bad_rows", "degrade"}
 _SPLIT_KEYS = {"validation", "test", "seed", "group_column", "allow_missing_classes", "group_duplicates"}
+#: Bounds of a task file: a settings file, never data (larger or deeper ones are refused with one line).
+MAX_TASK_FILE_BYTES = 2**20
+MAX_TASK_DEPTH = 32
 SEARCH_KEYS = {"n_trials", "timeout", "max_epochs", "patience", "fusions", "encoders", "fixed", "batch_sizes"}
 
 
@@ -91,16 +94,48 @@ def load_task_file(path: str | Path) -> Task:
 
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: a task file must be a regular file")
+        if path.stat().st_size > MAX_TASK_FILE_BYTES:
+            raise ConfigError(f"{path}: task file is {path.stat().st_size / 2**20:.1f} MiB; task files hold at most "
+                              f"{MAX_TASK_FILE_BYTES // 2**20} MiB of settings (put data in the provider's files)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: task file not found") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read task file ({error})") from None
+        raise ConfigError(f"{path}: cannot read task file ({_one_line(error)})") from None
     try:
         content = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({_one_line(error)})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested deeper than {MAX_TASK_DEPTH} levels") from None
+    check_shape(content, path)
     return parse_task(content, source=path)
+
+
+def check_shape(content: Any, source: Path | str) -> None:
+    """Refuse a recursive YAML alias and nesting deeper than :data:`MAX_TASK_DEPTH` (both would
+    crash or hang the code that walks the task later), iteratively, so the check itself cannot.
+
+    Example:
+        >>> loop = []; loop.append(loop)
+        >>> check_shape({"data": {"options": {"x": loop}}}, "t.yaml")
+        Traceback (most recent call last):
+        mmbench.errors.ConfigError: t.yaml: a recursive YAML alias at data.options.x.0
+    """
+    stack: list[tuple[Any, str, int, frozenset[int]]] = [(content, "", 0, frozenset())]
+    while stack:
+        value, where, depth, above = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if id(value) in above:
+            raise ConfigError(f"{source}: a recursive YAML alias at {where or 'the top level'}")
+        if depth >= MAX_TASK_DEPTH:
+            raise ConfigError(f"{source}: nested deeper than {MAX_TASK_DEPTH} levels at {where}")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            stack.append((child, f"{where}.{key}" if where else str(key), depth + 1, above | {id(value)}))
 
 
 def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:

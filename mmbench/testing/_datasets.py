@@ -6,7 +6,9 @@ Providers that read files define ``example_task(directory)``: write a few files 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,27 @@ def _example_task(component: type, directory: Path) -> dict[str, Any]:
     return {"options": dict(task.get("options") or {}), "label": task.get("label", "label"), "modalities": dict(task.get("modalities") or {})}
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Keep ``datasets``' progress bars out of the kit's output (restored afterwards)."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
 def _loaded(name: str, component: type, check: str, directory: Path) -> tuple[Any, dict[str, Any]]:
     from mmbench.data.provider import LoadContext
 
     fix = "make load() work with the options of example_task(directory) (and define example_task if it needs files)"
     with _calling(name, component, check, "example_task(directory)", "return {'options': {...}, 'label': '<column>'}"):
         task = _example_task(component, directory)
-    with _calling(name, component, check, f"loading with options {task['options']}", fix):
+    with _calling(name, component, check, f"loading with options {task['options']}", fix), _no_progress_bars():
         raw = component(**task["options"]).load(LoadContext(data_root=directory, task_dir=directory, seed=0))
     return raw, task
 
@@ -37,7 +53,8 @@ def prepared_data(name: str, component: type, check: str) -> Any:
 
     with tempfile.TemporaryDirectory(prefix="mmbench-check-") as directory:
         raw, task = _loaded(name, component, check, Path(directory))
-        with _calling(name, component, check, f"preparing (label '{task['label']}')", "return columns of known kinds, a label column and at least two classes"):
+        with _calling(name, component, check, f"preparing (label '{task['label']}')", "return columns of known kinds, a label column and at least two classes"), \
+                _no_progress_bars():
             prepared = prepare(raw, DataSpec(label=task["label"], modalities=task["modalities"]))
             _, splits = prepared.tensors({m: default_preprocessor(info) for m, info in prepared.schema.modalities.items()})
         for split, tensors in splits.items():

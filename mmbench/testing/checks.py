@@ -164,6 +164,9 @@ def check_declaration(name: str, component: type) -> None:
               "rename it (search parameters embed it)")
     if not isinstance(getattr(component, "description", ""), str) or not component.description.strip():
         _fail(name, component, check, "no description", "set description = '<one line for mmbench plugins>'")
+    if not isinstance(component.space, Mapping):
+        _fail(name, component, check, f"space must be a mapping of name -> Int/Float/Categorical, got {type(component.space).__name__}",
+              "declare space = {'param': Int(...) | Float(...) | Categorical([...])}")
     try:
         validate_space(component.space, f"{kind} '{name}'")
     except MmbenchError as error:
@@ -200,6 +203,21 @@ def check_batch_of_one(name: str, component: type) -> None:
         module.train(mode)
         with case._calling(f"forward on one row in {'train' if mode else 'eval'} mode", "avoid BatchNorm over the batch and squeeze() on the batch axis"):
             case.forward_checked(module)
+
+
+def check_input_order(name: str, component: type) -> None:
+    """A fusion reads its inputs by modality name, not by the order of the dict it is given (the
+    order may differ between training, ``reproduce`` and ``predict``)."""
+    case = _Case(name, component, "check_input_order", {}, BATCH_SIZE)
+    module = case.build().eval()
+    with torch.no_grad():
+        forward = case.run(module)
+        with case._calling("forward on the same inputs in reversed dict order", "look inputs up by name (inputs[m] for m in self.dims)"):
+            backward = module(dict(reversed(list(case.inputs.items()))))
+    if not isinstance(forward, torch.Tensor) or not isinstance(backward, torch.Tensor) or forward.shape != backward.shape \
+            or not torch.allclose(forward, backward, atol=1e-5):
+        case.fail("the output changes when the inputs dict is given in another order",
+                  "iterate over self.dims (fixed at construction), not over the inputs dict")
 
 
 def check_sequence_input(name: str, component: type) -> None:
@@ -292,7 +310,10 @@ def check_state_dict_round_trip(name: str, component: type) -> None:
         torch.save(source.state_dict(), buffer)
         buffer.seek(0)
         target.load_state_dict(torch.load(buffer, weights_only=True))
-    if not _same(case.forward_checked(source), case.forward_checked(target)):
+    reference = case.forward_checked(source)
+    if not _same(reference, case.forward_checked(source)):
+        return  # a forward that does not repeat itself is check_seeded_determinism's failure, reported once there
+    if not _same(reference, case.forward_checked(target)):
         case.fail("outputs differ after load_state_dict", "register tensors the forward uses as parameters or buffers (register_buffer)")
 
 

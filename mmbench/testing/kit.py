@@ -47,6 +47,7 @@ from mmbench.testing.checks import (
     check_batch_of_one,
     check_declaration,
     check_gradients,
+    check_input_order,
     check_output_shapes,
     check_seeded_determinism,
     check_sequence_input,
@@ -64,6 +65,7 @@ __all__ = [
     "check_encoder",
     "check_fusion",
     "check_gradients",
+    "check_input_order",
     "check_load",
     "check_output_shapes",
     "check_prepare",
@@ -113,6 +115,7 @@ def yield_checks(component: type) -> Iterator[Check]:
     if issubclass(component, Encoder) and component.modality == "embedding":
         yield check_sequence_input
     if issubclass(component, Fusion):
+        yield check_input_order
         yield check_task_types
 
 
@@ -151,6 +154,8 @@ def _run_all(component: type, base: type) -> None:
             check(component.name, component)
         except ConformanceError as error:
             failures[check.__name__] = str(error)
+        except Exception as error:  # noqa: BLE001 - a broken component must be reported, not crash the kit
+            failures[check.__name__] = f"{component.name}: {check.__name__}: raised {type(error).__name__}: {' '.join(str(error).split())[:200]}"
     if failures:
         raise ConformanceError("\n".join(failures.values()), component=component.name, check=",".join(failures))
 
