@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import MmbenchError
-from mmbench.ranking import rank_key
+from mmbench.tracking.ranking import rank_key
 from mmbench.search.budget import STOPPED_TAG
 from mmbench.search.attrs import CONFIG, INTERRUPTED, RUN_ID, TRACEBACK, WORKER
 from mmbench.search.progress import Reporter

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmbench import values
+from mmbench.search import values
 from mmbench.errors import ConfigError, unknown_name_message
 from mmbench.infra.devices import check_concurrency
 from mmbench.search.attrs import parse_objectives

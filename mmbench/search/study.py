@@ -43,7 +43,7 @@ from mmbench.search.samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from mmbench.infra.signals import graceful_stop, stop_callback
 from mmbench.search.storage import DEFAULT_HEARTBEAT, bind_stale_handler, create_or_load_study, shared_parent_run
 from mmbench.infra.secrets import redact_url
-from mmbench.ranking import rank_key
+from mmbench.tracking.ranking import rank_key
 from mmbench.tracking.tracker import TAG, Tracker
 
 if TYPE_CHECKING:
@@ -339,7 +339,7 @@ PLOTS_RESERVE_S = 10.0
 
 
 def best_trial(study: optuna.Study) -> Any:
-    """The COMPLETE trial with the best (first) objective value, the earliest among equals (:mod:`mmbench.ranking`), or ``None``."""
+    """The COMPLETE trial with the best (first) objective value, the earliest among equals (:mod:`mmbench.tracking.ranking`), or ``None``."""
     from optuna.study import StudyDirection
     from optuna.trial import TrialState
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mmbench import values
+from mmbench.search import values
 from mmbench.errors import ConfigError
 
 

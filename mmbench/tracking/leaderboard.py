@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from mmbench.ranking import rank_key
+from mmbench.tracking.ranking import rank_key
 from mmbench.tracking.comparison import best_unimodal, fusion_gains, mark_within_noise
 from mmbench.tracking.layout import ROLE_CLASSICAL, ROLE_ENSEMBLE, ROLE_TRIAL
 from mmbench.tracking.tracker import TAG, Tracker
@@ -63,7 +63,7 @@ def leaderboard(tracker: Tracker, *, task: str | None = None, fusion: str | None
 
     Only the runs of one data version are ranked together: per task, those with the data
     fingerprint of its latest run (runs without a fingerprint tag are kept); how many were
-    left out is appended to ``notes``. Equal scores are ordered by :mod:`mmbench.ranking`
+    left out is appended to ``notes``. Equal scores are ordered by :mod:`mmbench.tracking.ranking`
     (the earlier trial first), the rule the study's best trial and saved model follow.
 
     Args:
@@ -142,7 +142,7 @@ def _row(task_name: str, combination: str, group: list[Any]) -> Row:
     def mean_val(runs: list[Any]) -> float:
         return statistics.fmean(_finite(r.data.metrics["val_score"]) for r in runs)
 
-    # equal scores: the configuration and the run of the earliest trial (mmbench.ranking)
+    # equal scores: the configuration and the run of the earliest trial (mmbench.tracking.ranking)
     metric = group[0].data.tags.get(f"{TAG}metric")  # rmse: lower is better (mmbench.train.metrics.metric_direction)
     chosen = max(by_config.values(), key=lambda runs: rank_key(mean_val(runs), _earliest_trial(runs), metric))
     best = max(chosen, key=lambda r: rank_key(r.data.metrics["val_score"], _trial_number(r), metric))
