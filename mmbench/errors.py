@@ -34,6 +34,20 @@ def printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
+def one_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message on one line (whitespace collapsed), cut to ``limit`` characters;
+    the exception's type when it has no message. For error messages that quote another error.
+
+    Example:
+        >>> one_line(ValueError("bad\\n  value"))
+        'bad value'
+        >>> one_line(KeyError(), 10)
+        'KeyError'
+    """
+    text = " ".join(str(error).split())
+    return text[:limit] if text else type(error).__name__
+
+
 class PluginError(MmbenchError):
     """A plugin could not be loaded or registered.
 

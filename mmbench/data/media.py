@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmbench.errors import one_line
+
 if TYPE_CHECKING:
     import datasets
 
@@ -100,7 +102,7 @@ def read_image(value: Any) -> np.ndarray:
         except FileNotFoundError:
             raise MediaError(f"image file '{value}' not found") from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-            raise MediaError(f"cannot decode image '{value}' ({_one_line(error)})") from None
+            raise MediaError(f"cannot decode image '{value}' ({one_line(error, 200)})") from None
     elif hasattr(value, "convert"):  # a PIL image (datasets' Image feature)
         array = np.asarray(value.convert("L" if value.mode in ("1", "L") else "RGB"))
     else:
@@ -170,7 +172,7 @@ def read_audio(value: Any) -> tuple[np.ndarray, int]:
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
         if isinstance(value, (str, os.PathLike)) and not Path(value).exists():
             raise MediaError(f"audio file '{value}' not found") from None
-        raise MediaError(f"cannot decode audio '{value}' ({_one_line(error)})") from None
+        raise MediaError(f"cannot decode audio '{value}' ({one_line(error, 200)})") from None
     return _finite(_mono(wave), "audio"), int(rate)
 
 
@@ -192,7 +194,7 @@ def audio_rate(value: Any) -> int:
     try:
         return int(soundfile.info(value).samplerate)
     except Exception as error:  # noqa: BLE001 - libsndfile raises several types
-        raise MediaError(f"cannot read audio header of '{value}' ({_one_line(error)})") from None
+        raise MediaError(f"cannot read audio header of '{value}' ({one_line(error, 200)})") from None
 
 
 def _mono(wave: np.ndarray) -> np.ndarray:
@@ -249,7 +251,7 @@ def read_video(value: Any, n_frames: int) -> list[np.ndarray]:
         with av.open(str(path)) as container:
             decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     except (av.FFmpegError, ValueError, IndexError) as error:
-        raise MediaError(f"cannot decode video '{path}' ({_one_line(error)})") from None
+        raise MediaError(f"cannot decode video '{path}' ({one_line(error, 200)})") from None
     if not decoded:
         raise MediaError(f"video '{path}' has no frame")
     return [decoded[i] for i in _even(len(decoded), n_frames)]
@@ -276,7 +278,7 @@ def check_file(kind: str, path: str) -> None:
         if not (target.is_file() or (kind == "video" and target.is_dir())):  # a FIFO or device would block the read
             raise MediaError(f"{kind} path '{_short(path)}' is not a regular file")
     except OSError as error:  # e.g. a name longer than the file system allows
-        raise MediaError(f"{kind} path '{_short(path)}' cannot be read ({_one_line(error)})") from None
+        raise MediaError(f"{kind} path '{_short(path)}' cannot be read ({one_line(error, 200)})") from None
     if kind == "image":
         from PIL import Image
 
@@ -284,7 +286,7 @@ def check_file(kind: str, path: str) -> None:
             with Image.open(target) as image:
                 image.verify()
         except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad files
-            raise MediaError(f"cannot decode image '{path}' ({_one_line(error)})") from None
+            raise MediaError(f"cannot decode image '{path}' ({one_line(error, 200)})") from None
     elif kind == "audio":
         audio_rate(str(target))
     elif kind == "video" and target.is_dir():
@@ -300,7 +302,7 @@ def check_file(kind: str, path: str) -> None:
                 if not container.streams.video:
                     raise MediaError(f"'{path}' has no video stream")
         except av.FFmpegError as error:
-            raise MediaError(f"cannot decode video '{path}' ({_one_line(error)})") from None
+            raise MediaError(f"cannot decode video '{path}' ({one_line(error, 200)})") from None
 
 
 def file_digest(path: str) -> str:
@@ -338,5 +340,3 @@ def _short(path: str, limit: int = 120) -> str:
     return path if len(path) <= limit else f"{path[:limit]}..."
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:200] or type(error).__name__

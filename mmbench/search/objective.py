@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mmbench.errors import MmbenchError
+from mmbench.errors import MmbenchError, one_line
 from mmbench.tracking.ranking import rank_key
 from mmbench.search.budget import STOPPED_TAG
 from mmbench.search.attrs import CONFIG, INTERRUPTED, RUN_ID, TRACEBACK, WORKER
@@ -267,7 +267,7 @@ def latency_ms(model: MultimodalModel, split: SplitTensors, *, batch_size: int =
 
 def failure_reason(error: BaseException) -> str:
     """One line for the run's ``mmbench.reason`` tag (exception type named unless a user error)."""
-    text = " ".join(str(error).split()) or type(error).__name__
+    text = one_line(error)
     if not isinstance(error, MmbenchError):
         text = f"{type(error).__name__}: {text}"
     return text[:500]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmbench.errors import ConfigError, unknown_name_message
+from mmbench.errors import ConfigError, one_line, unknown_name_message
 
 if TYPE_CHECKING:
     from mmbench.registry import Registry
@@ -103,11 +103,11 @@ def load_task_file(path: str | Path) -> Task:
     except FileNotFoundError:
         raise ConfigError(f"{path}: task file not found") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read task file ({_one_line(error)})") from None
+        raise ConfigError(f"{path}: cannot read task file ({one_line(error)})") from None
     try:
         content = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({_one_line(error)})") from None
+        raise ConfigError(f"{path}: not valid YAML ({one_line(error)})") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested deeper than {MAX_TASK_DEPTH} levels") from None
     check_shape(content, path)
@@ -282,7 +282,3 @@ def _reject_unknown(mapping: Mapping[Any, Any], allowed: set[str], where: str) -
     for key in mapping:
         if key not in allowed:
             raise ConfigError(f"{where}: {unknown_name_message('key', str(key), allowed)}")
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())

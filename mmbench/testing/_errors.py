@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mmbench.errors import one_line
+
 
 class ConformanceError(AssertionError):
     """A component broke a property of the plugin contract.
@@ -38,5 +40,5 @@ def _calling(name: str, component: type, check: str, action: str, fix: str) -> I
     except ConformanceError:
         raise
     except Exception as error:  # noqa: BLE001 - the component's failure is the finding
-        message = " ".join(str(error).split())[:300]
+        message = one_line(error, 300)
         _fail(name, component, check, f"{action} raised {type(error).__name__}: {message}", fix)

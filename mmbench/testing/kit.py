@@ -39,6 +39,7 @@ from typing import Any
 
 from mmbench.components import Encoder, Fusion
 from mmbench.data.provider import DatasetProvider
+from mmbench.errors import one_line
 from mmbench.testing._datasets import check_load, check_prepare, check_unknown_option_rejected
 from mmbench.testing._errors import ConformanceError
 from mmbench.testing._inputs import example_batch, example_info, example_rows, fusion_inputs
@@ -155,7 +156,7 @@ def _run_all(component: type, base: type) -> None:
         except ConformanceError as error:
             failures[check.__name__] = str(error)
         except Exception as error:  # noqa: BLE001 - a broken component must be reported, not crash the kit
-            failures[check.__name__] = f"{component.name}: {check.__name__}: raised {type(error).__name__}: {' '.join(str(error).split())[:200]}"
+            failures[check.__name__] = f"{component.name}: {check.__name__}: raised {type(error).__name__}: {one_line(error, 200)}"
     if failures:
         raise ConformanceError("\n".join(failures.values()), component=component.name, check=",".join(failures))
 
