@@ -45,6 +45,7 @@ _LAZY = {
     "decode_each": "mmbench.data.storage.media_cache",
     "get_registry": "mmbench.registry",
     "mlp": "mmbench.nn",
+    "one_line": "mmbench.errors",
     "probe_images": "mmbench.data.pixels",
     "read_audio": "mmbench.data.media",
     "read_image": "mmbench.data.media",
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
     from mmbench.data.provider import DatasetProvider, LoadContext, RawData
     from mmbench.data.schema import ModalityInfo, Schema
     from mmbench.data.storage.media_cache import decode_chunks, decode_each
-    from mmbench.errors import ConfigError, DataError, MmbenchError
+    from mmbench.errors import ConfigError, DataError, MmbenchError, one_line
     from mmbench.modalities import ModalityKind
     from mmbench.nn import mlp
     from mmbench.registry import get_registry

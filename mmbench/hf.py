@@ -29,7 +29,7 @@ import torch
 from mmbench.components import Encoder
 from mmbench.data.preprocess.base import Preprocessor, Tensors, default_preprocessor
 from mmbench.data.schema import ModalityInfo
-from mmbench.errors import ConfigError
+from mmbench.errors import ConfigError, one_line
 from mmbench.space import Categorical
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def load_backbone(encoder: str, directory: Path) -> nn.Module:
         # explicit, not left to library defaults: no pickle code runs from .bin weights, no code from the folder
         return AutoModel.from_pretrained(str(directory), local_files_only=True, weights_only=True, trust_remote_code=False)
     except (OSError, ValueError, KeyError, ImportError) as error:
-        reason = " ".join(str(error).split())[:300]
+        reason = one_line(error, 300)
         raise ConfigError(f"encoder '{encoder}': cannot load a Hugging Face model from {directory}: {reason}") from None
 
 

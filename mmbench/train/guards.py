@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mmbench.components import Encoded
-from mmbench.errors import TrialError
+from mmbench.errors import TrialError, one_line
 
 if TYPE_CHECKING:
     from mmbench.data.prepared import SplitTensors
@@ -88,4 +88,4 @@ def _call(component: Any, argument: Any, where: str) -> Any:
     except Exception as error:
         if is_out_of_memory(error):
             raise  # fit() turns it into a TrialError naming the batch size
-        raise TrialError(f"{where} failed: {type(error).__name__}: {' '.join(str(error).split())[:300]}") from error
+        raise TrialError(f"{where} failed: {type(error).__name__}: {one_line(error, 300)}") from error

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mmbench import ConfigError, DataError, DatasetProvider, LoadContext, RawData
+from mmbench import ConfigError, DataError, DatasetProvider, LoadContext, RawData, one_line
 from mmbench_datasets import examples
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
@@ -76,7 +76,7 @@ class FilesProvider(DatasetProvider):
             return datasets.Dataset.from_pandas(frame, preserve_index=False)
         except Exception as error:  # noqa: BLE001 - pyarrow raises many types on mixed columns
             raise DataError(
-                f"{' + '.join(map(str, paths))}: cannot convert to a dataset ({' '.join(str(error).split())[:200]})"
+                f"{' + '.join(map(str, paths))}: cannot convert to a dataset ({one_line(error, 200)})"
             ) from None
 
     def _frame(self, path: Path) -> Any:
@@ -98,7 +98,7 @@ class FilesProvider(DatasetProvider):
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: the file is empty") from None
         except (ValueError, OSError, pd.errors.ParserError) as error:
-            raise DataError(f"{path}: cannot parse as {fmt} ({' '.join(str(error).split())[:200]})") from None
+            raise DataError(f"{path}: cannot parse as {fmt} ({one_line(error, 200)})") from None
 
 
 def _integral_floats_as_integers(frame: Any) -> Any:

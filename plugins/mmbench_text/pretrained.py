@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmbench import Categorical, ConfigError, DataError, Encoded, ModalityInfo, Preprocessor, Tensors
+from mmbench import Categorical, ConfigError, DataError, Encoded, ModalityInfo, Preprocessor, Tensors, one_line
 from mmbench.nn import masked_mean
 from mmbench.hf import PretrainedEncoder
 
@@ -68,7 +68,7 @@ class PretrainedTokenizerPreprocessor(Preprocessor):
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(str(self.checkpoint), local_files_only=True)
             except (OSError, ValueError, KeyError, ImportError) as error:
-                reason = " ".join(str(error).split())[:300]
+                reason = one_line(error, 300)
                 raise ConfigError(f"encoder 'text.pretrained': cannot load a tokenizer from {self.checkpoint}: {reason}") from None
         return self._tokenizer
 
