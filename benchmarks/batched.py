@@ -3,12 +3,16 @@
 A cached-feature search (the frozen ``text.pretrained`` encoder, all-MiniLM-L6-v2, whose outputs
 the feature cache computes once) runs for ``--seconds`` of wall time per mode, with the same
 sampler seed and space: the ``early`` fusion of one fixed structure (so asked trials share it),
-learning rate and weight decay searched. Two tasks: PetFinder listing descriptions from
+learning rate and weight decay searched (pooling fixed too: members of one batch share it). Two tasks: PetFinder listing descriptions from
 ``--data-root`` and a synthetic one (generated text whose label is one of its words). The
 feature cache is warmed once before the timed runs, so every mode reads the same cached features.
 On a GPU the script also samples ``torch.cuda.utilization()`` during each search.
 
-    python benchmarks/batched.py [--seconds 60] [--k 8,32] [--rows 600] [--device cpu|cuda] [--data-root ../shared/data]
+Modes alternate (K=1, K=8, K=32, then again, ``--rounds`` times), so a machine shared with other
+jobs slows them alike; trials/hour are summed over the rounds, ratios are also given per round.
+
+    python benchmarks/batched.py [--seconds 60] [--k 8,32] [--rounds 2] [--rows 600] [--device cpu|cuda]
+                                 [--data-root ../shared/data] [--tasks synthetic,petfinder]
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ def search(task: Path, folder: Path, *, k: int, seconds: float, device: str, mod
     settings = SearchSettings.of(
         task=str(task), n_trials=100_000, timeout=seconds, max_epochs=3, device=device, plots=False, log_model=False,
         ensemble=False, classical=False, fusions=["early"], encoders={modality: ["text.pretrained"]}, batch_trials=k,
-        fixed={f"encoder.{modality}.pretrained.finetune": False, "fusion.early.hidden": 64, "fusion.early.n_layers": 1,
+        fixed={f"encoder.{modality}.pretrained.finetune": False, f"encoder.{modality}.pretrained.pooling": "mean",
+               "fusion.early.hidden": 64, "fusion.early.n_layers": 1,
                "fusion.early.dropout": 0.1, "train.batch_size": 64},
         cache_dir=folder / "features", study="batched", seed=0, **stores,
     )
@@ -94,26 +99,38 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=600)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("MMBENCH_DATA", DEFAULT_DATA)))
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of every mode")
+    parser.add_argument("--tasks", default="synthetic,petfinder", help="which tasks (petfinder needs --data-root)")
     args = parser.parse_args()
     quiet()
     folder, _ = temporary_stores("batched")
-    tasks = {"synthetic": stand_in_task(folder, args.rows)}
-    petfinder = petfinder_task(folder, args.data_root, args.rows)
+    wanted = set(args.tasks.split(","))
+    tasks = {"synthetic": stand_in_task(folder, args.rows)} if "synthetic" in wanted else {}
+    petfinder = petfinder_task(folder, args.data_root, args.rows) if "petfinder" in wanted else None
     if petfinder is not None:
         tasks["petfinder"] = petfinder
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
     print(f"search: early fusion (fixed structure) on frozen text.pretrained features, lr and weight decay by TPE, seed 0, "
-          f"<= 3 epochs, {args.rows} rows, {args.seconds:.0f} s of wall time per mode, device {args.device}")
+          f"<= 3 epochs, {args.rows} rows, {args.seconds:.0f} s of wall time per mode, {args.rounds} alternating round(s), "
+          f"device {args.device}")
     sizes = [1] + [int(k) for k in args.k.split(",")]
     for label, task in tasks.items():
         search(task, folder, k=1, seconds=5, device=args.device, modality="text",
                name=f"warm-{label}")  # warm the feature cache
-        rows = {k: search(task, folder, k=k, seconds=args.seconds, device=args.device, modality="text") for k in sizes}
-        for k, row in rows.items():
-            print(f"{label:9s} K={k:<3d} trials {row['trials']:5d} ({row['complete']} complete)  trials/hour {row['per_hour']:9.0f}  "
-                  f"best val {row['best']:.4f}  epochs/s {row['epochs_per_s']:6.1f}  GPU utilisation {row['utilisation']}")
+        rounds = [{k: search(task, folder, k=k, seconds=args.seconds, device=args.device, modality="text",
+                             name=f"k{k}-{task.stem}-r{r}") for k in sizes} for r in range(args.rounds)]
+        for r, rows in enumerate(rounds):
+            for k, row in rows.items():
+                print(f"{label:9s} round {r + 1} K={k:<3d} trials {row['trials']:5d} ({row['complete']} complete)  "
+                      f"trials/hour {row['per_hour']:9.0f}  best val {row['best']:.4f}  epochs/s {row['epochs_per_s']:6.1f}  "
+                      f"GPU utilisation {row['utilisation']}")
+        per_hour = {k: sum(rows[k]["trials"] for rows in rounds) / sum(rows[k]["wall"] for rows in rounds) * 3600 for k in sizes}
         for k in sizes[1:]:
-            print(f"{label:9s} ratio trials/hour K={k} / one at a time = {rows[k]['per_hour'] / rows[1]['per_hour']:.2f}x")
+            each = ", ".join(f"{rows[k]['per_hour'] / rows[1]['per_hour']:.2f}x" for rows in rounds)
+            best = ", ".join(f"{rows[k]['best']:.4f} vs {rows[1]['best']:.4f}" for rows in rounds)
+            print(f"{label:9s} ratio trials/hour K={k} / one at a time = {per_hour[k] / per_hour[1]:.2f}x "
+                  f"(rounds: {each}; best val per round K={k} vs K=1: {best})")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 """Derive the search portfolio (``mmbench/search/portfolio.json``) from the runs of suite searches.
 
-For every task in the MLflow store, the finished trials are ranked by validation score, normalised
-by the task's best (1.0 = the best trial of that task); the ``--per-task`` best of each task become
-candidates, named by modality *kind* (so they apply to any task with those kinds). Candidates of
-the same combination keep their better score; the ``--size`` best by normalised score are kept and
-stored cheapest first (mean trial seconds), which is the order the search enqueues them in.
+For every task in the MLflow stores (``--tracking-uri``, repeatable: e.g. the suite's store and
+the stores ``vs_peers.py`` prints for its real-data searches), the finished trials of all stores
+together (less those a ``--time-limit`` cut short) are ranked by validation score, normalised by
+the task's best (1.0 = the best trial of that task); the ``--per-task`` best of each task, within
+``--min-score`` of its best, become candidates, named by modality *kind* (so they apply to any
+task with those kinds). Candidates of the same combination keep their better
+score; the ``--size`` best by normalised score are kept and stored cheapest first (trial seconds),
+which is the order the search enqueues them in. ``--keep-other-tasks`` keeps the entries the
+stored portfolio derived from tasks these stores do not hold (from earlier runs of this script),
+so real-data runs can be added without rerunning the synthetic ones.
 
     mmbench search --suite core --data-root ../shared/data   # or any searches into one store
-    python benchmarks/portfolio.py --tracking-uri sqlite:///mlflow.db [--per-task 2] [--size 8]
+    python benchmarks/portfolio.py --tracking-uri sqlite:///mlflow.db [--tracking-uri ...]
+                                   [--per-task 2] [--size 8] [--min-score 0.9] [--keep-other-tasks]
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,39 +51,58 @@ def config_of(params: dict[str, str]) -> dict[str, Any]:
     return entry
 
 
-def derive(tracking_uri: str, *, per_task: int, size: int) -> dict[str, Any]:
+def task_runs(tracking_uris: list[str]) -> dict[str, list[Any]]:
+    """Task name -> its finished trials with a validation score, over every store (trials a
+    ``--time-limit`` stopped before their last epoch left out)."""
+    from mmbench.search.budget import STOPPED_TAG
     from mmbench.tracking.tracker import Tracker
 
-    tracker = Tracker(tracking_uri)
-    candidates: dict[str, dict[str, Any]] = {}
-    tasks, used = tracker.task_experiments(), set()
-    for experiment_id, task in sorted(tasks.items(), key=lambda item: item[1]):
-        runs = [r for r in tracker.trial_runs([experiment_id], extra_filter="tags.`mmbench.state` = 'COMPLETE'")
-                if "val_score" in r.data.metrics]
-        if not runs:
-            continue
-        used.add(task)
+    found: dict[str, list[Any]] = {}
+    for uri in tracking_uris:
+        tracker = Tracker(uri)
+        for experiment_id, task in tracker.task_experiments().items():
+            runs = [r for r in tracker.trial_runs([experiment_id], extra_filter="tags.`mmbench.state` = 'COMPLETE'")
+                    if "val_score" in r.data.metrics and STOPPED_TAG not in r.data.tags]  # a trial cut by --time-limit: not its config's score
+            found.setdefault(task, []).extend(runs)
+    return {task: runs for task, runs in found.items() if runs}
+
+
+def derive(tracking_uris: list[str], *, per_task: int, size: int, min_score: float = 0.0,
+           keep: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The portfolio from these stores' trials (each within ``min_score`` of its task's best), plus
+    the ``keep`` entries of tasks they do not hold."""
+    candidates: dict[str, list[dict[str, Any]]] = {}
+    runs_of = task_runs(tracking_uris)
+    kept = [e for e in keep if e.get("task") not in runs_of]
+    for task, runs in sorted(runs_of.items()):
         best = max(r.data.metrics["val_score"] for r in runs) or 1.0
-        for run in sorted(runs, key=lambda r: -r.data.metrics["val_score"])[:per_task]:
+        near_best = [r for r in runs if r.data.metrics["val_score"] >= min_score * best]
+        for run in sorted(near_best, key=lambda r: -r.data.metrics["val_score"])[:per_task]:
             entry = config_of(run.data.params)
             entry.update(score=round(run.data.metrics["val_score"] / best, 4),
                          seconds=round(run.data.metrics.get("duration_s", 0.0), 1), task=task)
-            key = json.dumps([entry["fusion"], entry["encoders"]], sort_keys=True)
-            if key not in candidates or candidates[key]["score"] < entry["score"]:
-                candidates[key] = entry
-    chosen = sorted(candidates.values(), key=lambda e: -e["score"])[:size]
+            candidates.setdefault(json.dumps([entry["fusion"], entry["encoders"]], sort_keys=True), []).append(entry)
+    for entry in kept:
+        candidates.setdefault(json.dumps([entry["fusion"], entry["encoders"]], sort_keys=True), []).append(entry)
+    best_of = [max(group, key=lambda e: e["score"]) for group in candidates.values()]
+    chosen = sorted(best_of, key=lambda e: -e["score"])[:size]
     return {"derived_by": "benchmarks/portfolio.py", "date": datetime.date.today().isoformat(),
-            "tasks": sorted(used), "configs": sorted(chosen, key=lambda e: e["seconds"])}
+            "tasks": sorted({*runs_of, *(e["task"] for e in kept)}), "configs": sorted(chosen, key=lambda e: e["seconds"])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    parser.add_argument("--tracking-uri", action="append", help="an MLflow store of searches (repeatable; default sqlite:///mlflow.db)")
     parser.add_argument("--per-task", type=int, default=2)
     parser.add_argument("--size", type=int, default=8)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--min-score", type=float, default=0.9, help="a candidate's validation score relative to its task's best")
+    parser.add_argument("--keep-other-tasks", action="store_true",
+                        help="keep the entries --out already holds for tasks these stores do not hold")
     options = parser.parse_args()
-    portfolio = derive(options.tracking_uri, per_task=options.per_task, size=options.size)
+    keep = json.loads(options.out.read_text())["configs"] if options.keep_other_tasks and options.out.exists() else []
+    portfolio = derive(options.tracking_uri or ["sqlite:///mlflow.db"], per_task=options.per_task, size=options.size,
+                       min_score=options.min_score, keep=keep)
     options.out.write_text(json.dumps(portfolio, indent=1) + "\n")
     for entry in portfolio["configs"]:
         print(f"{entry['seconds']:7.1f} s  score {entry['score']:.3f}  {entry['fusion']} | {entry['encoders']}  ({entry['task']})")

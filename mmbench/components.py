@@ -18,7 +18,7 @@ from mmbench.errors import ConfigError
 from mmbench.space import Space
 
 if TYPE_CHECKING:
-    from mmbench.data.preprocess.base import Preprocessor
+    from mmbench.data.preprocess.contract import Preprocessor
     from mmbench.data.schema import ModalityInfo
 
 Batch = Mapping[str, torch.Tensor]

@@ -84,6 +84,14 @@ class DataError(MmbenchError):
     """Data is missing, unreadable or inconsistent with its schema."""
 
 
+class MediaError(Exception):
+    """A media cell or file could not be read; the message is the reason, callers add the column and row.
+
+    Not an :class:`MmbenchError`: the bad-row check turns it into a :class:`DataError` naming the
+    row (or skips the row), and decoders turn it into one naming the column.
+    """
+
+
 class TrialError(MmbenchError):
     """A trial could not produce a usable result (NaN loss, bad plugin output)."""
 

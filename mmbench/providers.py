@@ -44,7 +44,13 @@ class LoadContext:
     seed: int = 0
 
     def resolve(self, path: str | Path) -> Path:
-        """Resolve a path from task options: absolute, else under data root, else task dir."""
+        """Resolve a path from task options: absolute, else under data root, else task dir.
+
+        Raises:
+            ConfigError: ``path`` is not text (task options arrive untyped from YAML).
+        """
+        if not isinstance(path, (str, Path)):
+            raise ConfigError(f"a task option that names a file must be a path, got {path!r:.60}")
         candidate = Path(path).expanduser()
         if candidate.is_absolute():
             return candidate

@@ -176,3 +176,179 @@ def test_bad_batch_trials_is_a_config_error_naming_the_flag(flags, message):
 
     with pytest.raises(ConfigError, match=message):
         SearchSettings.of("tiny", **flags)
+
+
+_TIMED = ("duration_s", "epoch_seconds", "train_epoch_s", "latency_ms_b1", "latency_ms_batched", "peak_rss_mb", "peak_gpu_mb")
+
+
+def test_a_batched_members_run_records_what_the_trial_records_alone_in_one_write(registry, tiny_task, search_settings,
+                                                                              tmp_path, monkeypatch, one_torch_thread):
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    import mmbench.train.efficiency as efficiency
+    from mmbench.search.study import run_search
+
+    writes: dict[str, int] = {}
+    original_log_batch, original_latency = MlflowClient.log_batch, efficiency.measure_latency
+    timed: list[int] = []
+
+    def counting_log_batch(self, run_id, *args, **kwargs):
+        writes[run_id] = writes.get(run_id, 0) + 1
+        return original_log_batch(self, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counting_log_batch)
+    monkeypatch.setattr(efficiency, "measure_latency", lambda *a, **k: timed.append(1) or original_latency(*a, **k))
+    task = tiny_task(n_samples=120)
+    runs, timings = {}, {}
+    for k in (4, 1):
+        folder = tmp_path / f"k{k}"
+        folder.mkdir()
+        settings = search_settings(task, n_trials=4, batch_trials=k, fusions=["early"], sampler="random", pruner="none",
+                                   encoders={"x1": ["embedding.frozentanh"], "x2": ["embedding.frozentanh"]},
+                                   fixed={"fusion.early.hidden": 16, "fusion.early.n_layers": 1, "fusion.early.dropout": 0.0,
+                                          "train.batch_size": 32, "train.aux": "none", "train.lr": 0.003,
+                                          "train.weight_decay": 1e-4},  # trials differ by seed only (threads draw in any order)
+                                   storage=f"sqlite:///{folder / 'optuna.db'}", tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+                                   cache_dir=tmp_path / "features", log_model=False, ensemble=False, classical=False)
+        writes.clear()
+        timed.clear()
+        outcome = run_search(settings, registry=registry)
+        client = MlflowClient(settings.store.tracking_uri)
+        found = client.search_runs([outcome.experiment_id], "tags.`mmbench.trial` != ''")
+        runs[k] = {int(r.data.tags["mmbench.trial"]): r for r in found}
+        timings[k] = len(timed)
+        if k == 4:  # every member's metrics, params and tags in one log_batch
+            assert {writes.get(r.info.run_id, 0) for r in found} == {1}
+        with sqlite3.connect(folder / "optuna.db") as db:  # asked trials send heartbeats as optimize()'s do
+            assert len({row[0] for row in db.execute("SELECT trial_id FROM trial_heartbeats")}) == 4
+        histories = {(k, n, key): [(m.step, m.value) for m in client.get_metric_history(r.info.run_id, key)]
+                     for n, r in runs[k].items() for key in r.data.metrics if key.startswith("val_")}
+        runs[k] = (runs[k], histories)
+    (batched, batched_history), (alone, alone_history) = runs[4], runs[1]
+    assert sorted(batched) == sorted(alone) == [0, 1, 2, 3]
+    assert timings == {4: 2, 1: 8}  # one structure: latency timed once for the batch (batch 1 and batched), not per member
+    for number, run in batched.items():
+        other = alone[number]
+        assert run.data.params == other.data.params
+        assert set(run.data.tags) - {"mmbench.batched_with"} == set(other.data.tags) - {"mmbench.batched_with"}
+        assert run.data.tags["mmbench.state"] == other.data.tags["mmbench.state"] == "COMPLETE"
+        assert run.info.status == "FINISHED"
+        assert set(run.data.metrics) == set(other.data.metrics)
+        for key, value in run.data.metrics.items():
+            if key not in _TIMED:
+                assert value == pytest.approx(other.data.metrics[key], rel=1e-4, abs=1e-5), key
+        latency = {batched[n].data.metrics["latency_ms_b1"] for n in batched}
+        assert len(latency) == 1  # the batch's one measurement, recorded for each member
+        for key in [key for (k, n, key) in batched_history if n == number]:
+            steps = batched_history[(4, number, key)]
+            assert [s for s, _ in steps] == [s for s, _ in alone_history[(1, number, key)]], key
+            assert [v for _, v in steps] == pytest.approx([v for _, v in alone_history[(1, number, key)]], rel=1e-4, abs=1e-5)
+
+
+def test_a_deferred_run_is_written_whole_when_it_ends_within_mlflows_batch_limits(tmp_path):
+    from mmbench.tracking.tracker import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = tracker.experiment_id("deferred")
+    parent = tracker.create_run(experiment, tags={}, run_name="parent")
+    params = {f"p{i}": i for i in range(150)}  # over MLflow's 100 params per log_batch
+    with tracker.deferred():
+        run_id = tracker.start_trial(experiment, parent, run_name="t", tags={"mmbench.trial": "0"}, params=params)
+        for step in range(1, 601):  # 1,200 metric values: over MLflow's 1,000 per log_batch
+            tracker.log_metrics(run_id, {"val_loss": 1 / step, "val_accuracy": step / 600}, step=step)
+        tracker.set_tags(run_id, {"mmbench.note": "first"})
+        tracker.set_tags(run_id, {"mmbench.note": "second"})
+        held = tracker.get_run(run_id)
+        assert not held.data.metrics and not held.data.params  # nothing written while the run is open
+        tracker.finish(run_id, "COMPLETE")
+        tracker.set_tags(run_id, {"mmbench.after": "yes"})  # after the end: written at once
+        assert tracker.get_run(run_id).data.tags["mmbench.after"] == "yes"
+    run = tracker.get_run(run_id)
+    assert run.data.params == {k: str(v) for k, v in params.items()}
+    assert len(tracker.metric_history(run_id, "val_loss")) == 600 and run.data.metrics["val_accuracy"] == 1.0
+    assert run.data.tags["mmbench.note"] == "second" and run.data.tags["mmbench.state"] == "COMPLETE"
+    assert run.info.status == "FINISHED"
+    outside = tracker.start_trial(experiment, parent, run_name="u", tags={}, params={"a": 1})
+    tracker.log_metrics(outside, {"val_loss": 0.5})
+    assert tracker.get_run(outside).data.metrics == {"val_loss": 0.5}  # not deferred: written at once
+
+
+def test_members_whose_cached_encoders_differ_in_a_redone_hyperparameter_are_not_batched_together(registry):
+    from mmbench.train.batched import batch_key
+
+    def member(pooling: str) -> Member:
+        model = _model(registry, "early", seed=0)
+        for name, encoder in model.encoders.items():  # as FeatureCache.trial_inputs builds them: params applied per output
+            model.encoders[name] = CachedEncoder(encoder.inner, {"pooling": pooling})
+        return Member(model, _settings(0))
+
+    assert batch_key(member("mean")) == batch_key(member("mean"))
+    assert batch_key(member("mean")) != batch_key(member("cls"))  # the batch would run the first member's pooling for all
+
+
+def test_trials_asking_for_the_same_preprocessing_at_once_preprocess_once():
+    import threading
+    import time as clock
+
+    import datasets
+
+    from mmbench.data.prepared import PreparedData
+
+    fits: list[int] = []
+
+    class SlowPreprocessor:
+        key = "slow"
+
+        def fit(self, split):
+            fits.append(1)
+            clock.sleep(0.05)  # long enough for every thread to arrive while the first one works
+            return ModalityInfo(name="x", kind="embedding", columns=("x",), dim=1)
+
+        def transform(self, split):
+            return {"values": torch.tensor(split["x"], dtype=torch.float32)[:, None]}
+
+    splits = {name: datasets.Dataset.from_dict({"x": [1.0, 2.0, 3.0]}) for name in ("train", "validation", "test")}
+    data = PreparedData(splits=splits, schema=None, fingerprint="f", split_sizes={n: 3 for n in splits}, memory_budget=10**9)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(data.modality("x", SlowPreprocessor()))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fits) == 1 and len(got) == 4 and all(g is got[0] for g in got)  # the members of a batch share one result
+
+
+def test_balanced_class_weights_train_a_batched_member_as_alone(registry, one_torch_thread):
+    import dataclasses
+
+    def settings(i: int) -> TrainSettings:
+        return dataclasses.replace(_settings(i), class_weight="balanced")
+
+    outcomes = fit_group([Member(_model(registry, "early", seed=i), settings(i)) for i in range(2)], DATA, n_classes=N_CLASSES)
+    for i, outcome in enumerate(outcomes):
+        alone = fit(_model(registry, "early", seed=i), DATA, settings(i), n_classes=N_CLASSES)
+        unweighted = fit(_model(registry, "early", seed=i), DATA, _settings(i), n_classes=N_CLASSES)
+        assert outcome.batched_with == [0, 1]
+        assert [r.train_loss for r in outcome.result.history] == pytest.approx([r.train_loss for r in alone.history], rel=1e-4)
+        assert alone.history[0].train_loss != pytest.approx(unweighted.history[0].train_loss, rel=1e-4)  # the weights matter here
+
+
+def test_a_multi_label_member_tunes_its_threshold_as_alone(registry, one_torch_thread):
+    def multi_hot(split: SplitTensors) -> SplitTensors:
+        a, b = split.inputs["a"]["pooled"], split.inputs["b"]["pooled"]
+        return SplitTensors(split.inputs, torch.stack([a[:, 0] > 0, b[:, 1] > 0, a[:, 2] + b[:, 2] > 0.5], dim=1).float())
+
+    import dataclasses
+
+    def settings(i: int) -> TrainSettings:
+        return dataclasses.replace(_settings(i), metric="micro_f1")
+
+    data = {name: multi_hot(split) for name, split in DATA.items()}
+    outcomes = fit_group([Member(_model(registry, "early", seed=i), settings(i)) for i in range(2)], data, n_classes=N_CLASSES)
+    for i, outcome in enumerate(outcomes):
+        alone = fit(_model(registry, "early", seed=i), data, settings(i), n_classes=N_CLASSES)
+        assert outcome.error is None and outcome.batched_with == [0, 1]
+        assert outcome.result.validation["threshold"] == alone.validation["threshold"]
+        assert outcome.result.test == pytest.approx(alone.test, rel=1e-4, abs=1e-5)

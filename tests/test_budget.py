@@ -97,3 +97,42 @@ def test_the_finetune_stage_takes_the_best_frozen_configuration_at_a_tenth_of_it
     assert finetune_params(study) == {"encoder.text.pretrained.finetune": True, "train.lr": pytest.approx(1e-3)}
     empty = optuna.create_study()
     assert finetune_params(empty) is None
+
+
+def test_presets_search_pretrained_encoders_frozen_and_keep_a_users_choice(registry):
+    from mmbench.search.presets import freeze_pretrained
+    from mmbench.search.trials import SearchSpace
+
+    space = SearchSpace(fusions=["early"], encoders={"text": ["text.pretrained", "text.bow"], "tabular": ["tabular.mlp"]})
+    assert freeze_pretrained(space, registry) == ["encoder.text.pretrained.finetune"]
+    assert space.fixed == {"encoder.text.pretrained.finetune": False}  # text.bow and tabular.mlp cannot fine-tune
+    chosen = SearchSpace(fusions=["early"], encoders={"text": ["text.pretrained"]}, fixed={"encoder.text.pretrained.finetune": True})
+    assert freeze_pretrained(chosen, registry) == [] and chosen.fixed["encoder.text.pretrained.finetune"] is True
+
+
+def test_the_finetune_stage_unfreezes_what_the_preset_froze_for_its_one_trial():
+    import types
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from mmbench.search.attrs import CONFIG
+    from mmbench.search.stages import finetune_stage
+    from mmbench.search.trials import SearchSpace
+
+    study = optuna.create_study(direction="maximize")
+    config = {"encoders": {"text": "text.pretrained"}, "encoder_params": {"text": {"finetune": False}}}
+    study.add_trial(optuna.trial.create_trial(params={"train.lr": 1e-2}, distributions={"train.lr": FloatDistribution(1e-4, 1e-1, log=True)},
+                                              value=0.8, user_attrs={CONFIG: config}))
+    space = SearchSpace(fusions=["early"], encoders={"text": ["text.pretrained"]}, fixed={"encoder.text.pretrained.finetune": False})
+    seen = []
+
+    def objective(trial):
+        seen.append((dict(space.fixed), trial.suggest_float("train.lr", 1e-4, 1e-1, log=True)))
+        return 0.9
+
+    objective.context = types.SimpleNamespace(space=space, devices=types.SimpleNamespace(slots=["cuda:0"]))
+    budget = Budget(100.0, shares={"search": 0.5, "finetune": 0.4, "ensemble": 0.1}, started=time.monotonic())
+    assert finetune_stage(study, objective, budget)
+    assert seen == [({"encoder.text.pretrained.finetune": True}, pytest.approx(1e-3))]  # fine-tuned, at a tenth of the rate
+    assert space.fixed == {"encoder.text.pretrained.finetune": False}  # frozen again for any later search stage

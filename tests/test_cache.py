@@ -189,6 +189,34 @@ def test_features_are_computed_shortest_first_and_returned_in_row_order():
     assert torch.equal(features["train"]["pooled"][:, 0].float(), (ids * mask).sum(dim=1).float())
 
 
+def test_a_deadline_stops_the_feature_pass_between_batches():
+    from mmbench.data.schema import ModalityInfo
+    from mmbench.train.features.compute import FeaturePassStopped
+
+    ids, mask = torch.arange(1, 31).reshape(6, 5), torch.ones(6, 5, dtype=torch.bool)
+    encoder = LengthRecorder(ModalityInfo(name="text", kind="text", columns=("t",)))
+    checks = iter([False, False, True])  # the deadline passes before the third batch
+    with pytest.raises(FeaturePassStopped, match="4 of 6 rows done"):
+        compute_features(encoder, {"train": {"ids": ids, "mask": mask}}, device="cpu", batch_size=2, deadline=lambda: next(checks))
+    assert len(encoder.longest) == 2
+
+
+def test_a_trial_whose_feature_pass_meets_the_deadline_is_pruned_and_caches_nothing(frozen, tiny_task, search_settings,
+                                                                                     tmp_path, stores, monkeypatch):
+    import optuna
+
+    from mmbench.search.budget import STOPPED_TAG
+    from mmbench.search.objective import Objective
+
+    monkeypatch.setattr(Objective, "deadline", 0.0)  # a --time-limit already spent when the trial starts
+    settings = search_settings(tiny_task(n_samples=120), n_trials=1, fusions=["early"], cache_dir=tmp_path / "cache",
+                               encoders={"x1": ["embedding.frozenproj"], "x2": ["embedding.mlp"]})
+    run_search(settings, registry=frozen)
+    trial = optuna.load_study(study_name="tiny", storage=stores["storage"]).trials[0]
+    assert trial.state.name == "PRUNED" and trial.user_attrs[STOPPED_TAG] == "time_limit"
+    assert FrozenProjection.rows_seen == 0 and not list((tmp_path / "cache").glob("*.safetensors"))
+
+
 def test_features_past_the_memory_budget_are_spilled_and_cached_on_disk(frozen, tiny_task, tmp_path, monkeypatch):
     from mmbench.tasks.loading import load_task_data
     from mmbench.data.storage.spill import SPILL_VARIABLE, is_spilled

@@ -14,11 +14,11 @@ each with its reason, and the test lists how many each rule skipped.
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import shlex
-import sys
 from pathlib import Path
+
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -101,23 +101,13 @@ def plan_only(monkeypatch) -> None:
     monkeypatch.setattr(study, "run_suite", run_suite)
 
 
-def run(argv: list[str], env: dict[str, str], monkeypatch) -> tuple[int | str, str]:
-    from mmbench.cli.app import main
-
-    err = io.StringIO()
-    with monkeypatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.setattr(sys, "argv", ["mmbench", *argv])
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-                main()
-            code: int | str = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        except Planned:
-            code = "planned"
-    return code, err.getvalue()
+def run(argv: list[str], env: dict[str, str]) -> tuple[int | str, str]:
+    """(exit code or ``"planned"``, stderr) of ``mmbench ARGV`` in this process."""
+    try:
+        result = run_cli(*argv, env=env)
+    except Planned:
+        return "planned", ""
+    return result.returncode, result.stderr
 
 
 def test_the_pages_show_commands_and_every_skip_rule_is_used():
@@ -148,9 +138,9 @@ def test_every_documented_command_runs(monkeypatch, one_torch_thread):
         if command not in TRAINED and argv[0] == "search":
             with monkeypatch.context() as patch:
                 plan_only(patch)
-                code, err = run(argv, env, monkeypatch)
+                code, err = run(argv, env)
         else:
-            code, err = run(argv, env, monkeypatch)
+            code, err = run(argv, env)
         if code not in (0, "planned") or "Traceback" in err:
             failures.append(f"{page}: {command} -> exit {code}: {err.strip()[-300:]}")
     print({reason: n for reason, n in skipped.items()})

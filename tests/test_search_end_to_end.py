@@ -8,23 +8,21 @@ import sys
 
 import optuna
 
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmbench.cli", *args], capture_output=True, text=True, timeout=600)
+from tests.cli import run_cli
 
 
-def test_search_then_leaderboard_agree_with_optuna(stores):
-    result = run_cli("search", "synth-mixed", "--n-trials", "4", "--max-epochs", "3", "--quiet",
+def test_search_then_leaderboard_agree_with_optuna(stores, tiny_task):
+    result = run_cli("search", str(tiny_task()), "--n-trials", "4", "--max-epochs", "3", "--quiet",
                      "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"])
     assert result.returncode == 0, result.stderr
 
-    study = optuna.load_study(study_name="synth-mixed", storage=stores["storage"])
+    study = optuna.load_study(study_name="tiny", storage=stores["storage"])
     assert len(study.trials) == 4
 
     from mmbench.tracking.tracker import Tracker
 
     tracker = Tracker(stores["tracking_uri"])
-    experiments = tracker.task_experiments("synth-mixed")
+    experiments = tracker.task_experiments("tiny")
     runs = tracker.trial_runs(list(experiments))
     assert len(runs) == len(study.trials)
     by_trial = {int(r.data.tags["mmbench.trial"]): r for r in runs}
@@ -42,19 +40,20 @@ def test_search_then_leaderboard_agree_with_optuna(stores):
     assert abs(rows[0]["val_score"] - best_complete) < 1e-9
 
 
-def test_resume_runs_only_the_missing_trials(stores):
+def test_resume_runs_only_the_missing_trials(stores, tiny_task):
     common = ["--quiet", "--max-epochs", "2", "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"]]
-    assert run_cli("search", "synth-mixed", "--n-trials", "2", *common).returncode == 0
-    assert run_cli("search", "synth-mixed", "--n-trials", "3", *common).returncode == 0
-    study = optuna.load_study(study_name="synth-mixed", storage=stores["storage"])
+    task = str(tiny_task())
+    assert run_cli("search", task, "--n-trials", "2", *common).returncode == 0
+    assert run_cli("search", task, "--n-trials", "3", *common).returncode == 0
+    study = optuna.load_study(study_name="tiny", storage=stores["storage"])
     assert len(study.trials) == 3
 
     from mmbench.tracking.tracker import Tracker
 
     tracker = Tracker(stores["tracking_uri"])
-    runs = tracker.trial_runs(list(tracker.task_experiments("synth-mixed")))
+    runs = tracker.trial_runs(list(tracker.task_experiments("tiny")))
     assert sorted(int(r.data.tags["mmbench.trial"]) for r in runs) == [0, 1, 2]
-    parents = tracker.client.search_runs(list(tracker.task_experiments("synth-mixed")), "tags.`mmbench.role` = 'study'")
+    parents = tracker.client.search_runs(list(tracker.task_experiments("tiny")), "tags.`mmbench.role` = 'study'")
     assert len(parents) == 1
 
 

@@ -6,10 +6,7 @@ key, before any data loads; a search whose every trial failed exits non-zero wit
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-import sys
 
 import pytest
 import yaml
@@ -20,6 +17,7 @@ from mmbench.errors import ConfigError
 from mmbench.search.settings import SearchSettings
 from mmbench.search.trials import parse_assignments
 from mmbench.search.validate import SEARCH_RULES, check_search_block
+from tests.cli import run_cli as run_in_process
 
 TASK = {
     "name": "tiny-validate",
@@ -32,20 +30,8 @@ TASK = {
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
     """``mmbench ARGV`` in this process: (exit code, stderr)."""
-    from mmbench.cli.app import main
-
-    err = io.StringIO()
-    saved = sys.argv
-    sys.argv = ["mmbench", *argv]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-            main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        sys.argv = saved
-    return code, err.getvalue()
+    result = run_in_process(*argv)
+    return result.returncode, result.stderr
 
 
 def write_task(tmp_path, *, search: dict | None = None, options: dict | None = None) -> str:

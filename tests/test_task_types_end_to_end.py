@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import optuna
 
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmbench.cli", *args], capture_output=True, text=True, timeout=600)
+from tests.cli import run_cli
 
 
 def _price_task(tmp_path):
@@ -35,13 +31,13 @@ def _price_task(tmp_path):
 def test_a_price_label_is_searched_as_regression_ranked_by_lowest_rmse(tmp_path, stores):
     task = _price_task(tmp_path)
     store = ["--tracking-uri", stores["tracking_uri"]]
-    result = _cli("search", str(task), "--n-trials", "2", "--quiet", "--device", "cpu", "--storage", stores["storage"], *store)
+    result = run_cli("search", str(task), "--n-trials", "2", "--quiet", "--device", "cpu", "--storage", stores["storage"], *store)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="houses", storage=stores["storage"])
     assert study.direction == optuna.study.StudyDirection.MINIMIZE  # rmse: lower is better
     assert any("train.loss" in t.params for t in study.trials)  # the loss is searched on regression
 
-    board = _cli("leaderboard", "--format", "json", *store)
+    board = run_cli("leaderboard", "--format", "json", *store)
     assert board.returncode == 0, board.stderr
     rows = json.loads(board.stdout)["rows"]
     assert {r["metric"] for r in rows} == {"rmse"}
@@ -50,12 +46,12 @@ def test_a_price_label_is_searched_as_regression_ranked_by_lowest_rmse(tmp_path,
     assert abs(scores[0] - min(t.value for t in study.trials if t.value is not None)) < 1e-9
 
     best = study.best_trial.user_attrs["mlflow_run_id"]
-    predicted = _cli("predict", best, str(tmp_path / "new.csv"), "--output", str(tmp_path / "out.csv"), *store)
+    predicted = run_cli("predict", best, str(tmp_path / "new.csv"), "--output", str(tmp_path / "out.csv"), *store)
     assert predicted.returncode == 0, predicted.stderr
     with open(tmp_path / "out.csv") as handle:
         values = [float(r["prediction"]) for r in csv.DictReader(handle)]
     assert len(values) == 2 and all(1000 < v < 10000 for v in values)  # in the price's units, not standardised
 
-    again = _cli("reproduce", best, *store)
+    again = run_cli("reproduce", best, *store)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "rmse" in again.stdout and "identical" in again.stdout

@@ -11,7 +11,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from mmbench.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "third_party_plugin"
 
@@ -110,3 +113,31 @@ def test_a_task_naming_an_unregistered_kind_is_a_one_line_error(tmp_path):
     result = run_cli("search", str(task), "--n-trials", "1", "--max-epochs", "1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "column 'signal' has unknown kind 'seismic'" in result.stderr and "timeseries" in result.stderr
+
+
+def test_a_task_degrades_the_kind_it_adds_through_the_registry():
+    """``data.degrade: {timeseries: [...]}`` finds the plugin kind's ``jitter`` in the registry: checked in
+    the task file, applied to the kind's column only, seeded (same data every run, its own fingerprint)."""
+    from mmbench.registry import get_registry
+    from mmbench.tasks.files import parse_task
+    from mmbench.tasks.loading import load_task_data
+
+    def load(degrade):
+        content = {"name": "waves", "label": "band", "split": {"seed": 0},
+                   "data": {"provider": "example_waves", "options": {"n_samples": 40}}}
+        if degrade:
+            content["data"]["degrade"] = degrade
+        return load_task_data(parse_task(content, source="waves.yaml"), get_registry())
+
+    block = {"timeseries": [{"op": "jitter", "sigma": 0.5}]}
+    clean, first, again, by_column = load(None), load(block), load(block), load({"signal": {"op": "jitter", "sigma": 0.5}})
+    assert first.fingerprint == again.fingerprint != clean.fingerprint
+    train = {name: data.splits["train"] for name, data in (("clean", clean), ("first", first), ("by_column", by_column))}
+    assert train["first"]["signal"] == train["by_column"]["signal"] != train["clean"]["signal"]  # seeded per column
+    assert train["first"]["context"] == train["clean"]["context"]
+    noise = np.concatenate([np.subtract(d, c).ravel() for d, c in zip(train["first"]["signal"], train["clean"]["signal"])])
+    assert 0.4 < float(noise.std()) < 0.6
+    with pytest.raises(ConfigError, match=r"waves\.yaml: data\.degrade\.timeseries\.jitter needs sigma"):
+        load({"timeseries": [{"op": "jitter"}]})
+    with pytest.raises(ConfigError, match="no degradation for embedding columns; available for .*timeseries"):
+        load({"context": [{"op": "jitter", "sigma": 0.5}]})

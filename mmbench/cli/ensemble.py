@@ -22,6 +22,7 @@ def ensemble(
     tracking_uri: str = typer.Option(DEFAULT_TRACKING_URI, "--tracking-uri", help=URI_HELP),
 ) -> None:
     """Ensemble selection (Caruana et al. 2004) over finished runs on validation; scored once on test."""
+    from mmbench.search.ensemble import check_single_label
     from mmbench.search.ensemble_stage import build_ensemble, ensemble_combination
     from mmbench.tracking.layout import TAG
     from mmbench.tracking.tracker import Tracker
@@ -34,6 +35,7 @@ def ensemble(
     metric = next((r.data.tags.get(f"{TAG}metric") for r in runs if r.data.tags.get(f"{TAG}metric")), None)
     if metric is None:
         raise ConfigError(f"--task {task}: no finished trial to ensemble; run `mmbench search {task}` first")
+    check_single_label((r.data.metrics for r in runs), f"--task {task}")
     parent = next((r.data.tags.get("mlflow.parentRunId") for r in runs if study and r.data.tags.get(f"{TAG}study") == study), None)
     result = build_ensemble(tracker, experiment_id, task=task, metric=metric, study=study, parent_run_id=parent,
                             seed=seed, n_rounds=n_rounds)

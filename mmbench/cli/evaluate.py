@@ -95,7 +95,7 @@ def predict(
     from mmbench.registry import get_registry
 
     path, n_rows = predict_file(open_store(tracking_uri), run_id, data_file, output, get_registry(),
-                                data_root=resolve_root(data_root), retrain=retrain, on_retrain=note)
+                                data_root=resolve_root(data_root), retrain=retrain, on_retrain=note, on_note=note)
     typer.echo(f"wrote {n_rows} predictions to {path}")
 
 

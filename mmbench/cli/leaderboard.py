@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -20,7 +20,8 @@ def leaderboard_command(
     all_fingerprints: bool = typer.Option(
         False, "--all-fingerprints", help="Rank runs of every data version together (default: only the data fingerprint of each task's latest run)."),
 ) -> None:
-    """Rank combinations per task by validation metric (test beside it), and across tasks."""
+    """Rank combinations per task by validation metric (test beside it), and across tasks; each task's
+    class balance per split, and ≈majority on rows that never beat the majority-class score."""
     from mmbench.cli.console import table_console
     from mmbench.tracking.leaderboard import FORMATS, leaderboard, print_table, render
     from mmbench.tracking.tracker import Tracker
@@ -30,13 +31,15 @@ def leaderboard_command(
         raise ConfigError(f"--top must be at least 1, got {top}")
     require_store(tracking_uri)
     notes: list[str] = []
-    rows = leaderboard(Tracker(tracking_uri), task=task, fusion=fusion, top=top, all_fingerprints=all_fingerprints, notes=notes)
+    balances: dict[str, dict[str, Any]] = {}
+    rows = leaderboard(Tracker(tracking_uri), task=task, fusion=fusion, top=top, all_fingerprints=all_fingerprints, notes=notes,
+                       balances=balances)
     for note in notes:
         typer.echo(note, err=True)
     if fmt == "table":
-        print_table(rows, table_console())
+        print_table(rows, table_console(), balances)
     else:
-        sys.stdout.write(render(rows, fmt))
+        sys.stdout.write(render(rows, fmt, balances))
 
 
 def register(app: typer.Typer) -> None:

@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmbench.data.media import FILE_KINDS, MediaError, check_file
+from mmbench.data.kinds import registered_kind
 from mmbench.data.provider import RawData
-from mmbench.errors import DataError
+from mmbench.errors import DataError, MediaError
 
 if TYPE_CHECKING:
     import datasets
+
+    from mmbench.modalities import ModalityKind
 
 ON_BAD_ROWS: tuple[str, ...] = ("error", "skip")
 
@@ -78,8 +80,9 @@ def check_rows(
         for row, reason in problems:
             bad.setdefault(row, (reason, "label"))
         for column, kind in kinds.items():
-            if kind in FILE_KINDS and column in split.column_names:
-                split = _resolve_and_check(split, column, kind, base_dir(raw, name), bad)
+            registered = registered_kind(kind)
+            if registered is not None and registered.is_file_kind() and column in split.column_names:
+                split = _resolve_and_check(split, column, registered, base_dir(raw, name), bad)
         if bad:
             row = min(bad)
             message = f"{place}, row {row}: {bad[row][0]}"
@@ -123,16 +126,16 @@ def _label_problems(values: list[Any], label: str, *, regression: bool = False) 
 
 
 def _resolve_and_check(
-    split: datasets.Dataset, column: str, kind: str, base: Path | None, bad: dict[int, tuple[str, str]]
+    split: datasets.Dataset, column: str, kind: type[ModalityKind], base: Path | None, bad: dict[int, tuple[str, str]]
 ) -> datasets.Dataset:
-    """Make relative paths absolute, check each file's header, record bad rows."""
+    """Make relative paths absolute, check each file as the kind does (headers), record bad rows."""
     values = split[column]
     if not any(isinstance(v, str) for v in values):
         return split  # decoded content (arrays), nothing to open
     resolved: list[str | None] = []
     for row, value in enumerate(values):
-        if value is None or value == "":
-            bad.setdefault(row, (f"column '{column}' has no {kind} file", f"{kind} missing"))
+        if value is None or value is kind.missing_value or value == "":
+            bad.setdefault(row, (f"column '{column}' has no {kind.name} file", f"{kind.name} missing"))
             resolved.append(value)
             continue
         path = Path(str(value)).expanduser()
@@ -142,9 +145,9 @@ def _resolve_and_check(
         if row in bad:
             continue
         try:
-            check_file(kind, str(path))
+            kind.check_file(str(path))
         except MediaError as error:
-            category = f"{kind} missing" if "not found" in str(error) else f"{kind} unreadable"
+            category = f"{kind.name} missing" if "not found" in str(error) else f"{kind.name} unreadable"
             bad[row] = (f"column '{column}': {error}", category)
     return replace_column(split, column, resolved)
 

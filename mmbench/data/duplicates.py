@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmbench.data.media import FILE_KINDS, file_digest
+from mmbench.data.kinds import registered_kind
+from mmbench.data.media import file_digest
 
 if TYPE_CHECKING:
     import datasets
@@ -27,7 +28,8 @@ def content_keys(split: datasets.Dataset, kinds: Mapping[str, str]) -> dict[str,
     for column, kind in kinds.items():
         if column not in split.column_names:
             continue
-        if kind in FILE_KINDS:
+        registered = registered_kind(kind)
+        if registered is not None and registered.is_file_kind():
             keys[column] = [_media_key(value) for value in split[column]]
         elif kind == "text":
             keys[column] = [normalise_text(value) or None if isinstance(value, str) else None for value in split[column]]

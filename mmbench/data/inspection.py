@@ -44,14 +44,18 @@ def column_report(columns: list[str], kinds: Mapping[str, str], *, label: str, g
 def identifier_warnings(split: datasets.Dataset, kinds: Mapping[str, str], declared: Mapping[str, str]) -> list[str]:
     """One line per inferred feature column that looks like an identifier or a grouping key: by
     its name (``zipcode``, ``product_id``, ``event``, ``split``) or by distinct integer values in every row."""
+    from mmbench.data.infer import read_columns
+
+    undeclared = [column for column in kinds if column not in declared]  # a declared kind was chosen knowingly
+    numeric = [column for column in undeclared if kinds[column] == "numeric" and not _IDENTIFIER_NAME.search(column)]
+    table = read_columns(split, numeric) if numeric else None  # one read: a read per column is quadratic
+    checked = set(numeric)
     warnings = []
-    for column, kind in kinds.items():
-        if column in declared:
-            continue  # the user chose this kind knowingly
-        reason = None
+    for column in undeclared:
+        kind, reason = kinds[column], None
         if _IDENTIFIER_NAME.search(column):
             reason = "its name suggests an identifier or a grouping key"
-        elif kind == "numeric" and _distinct_integers(split[column]):
+        elif column in checked and _distinct_integers(table.column(column).to_pylist()):  # type: ignore[union-attr]
             reason = "every row holds a different whole number"
         if reason:
             warnings.append(f"column '{column}' was inferred {kind} but {reason}: map it to 'ignore' under modalities:, "
@@ -68,8 +72,6 @@ def summary_lines(data: PreparedData, *, group_column: str | None = None, n_show
     """What the data became, before any compute: columns and why, modalities, split sizes, class
     balance per split, groups, the duplicate probe and identifier warnings (``mmbench inspect``,
     and the first lines of ``mmbench search``)."""
-    from collections import Counter
-
     from mmbench.data.provider import SPLITS
 
     schema, notes = data.schema, data.notes
@@ -78,18 +80,12 @@ def summary_lines(data: PreparedData, *, group_column: str | None = None, n_show
         lines.append(f"  column {column!r}: {kind} ({why})")
     lines.append("modalities: " + ", ".join(f"{name} [{info.kind}: {', '.join(info.columns)}]" for name, info in schema.modalities.items()))
     lines.append("splits: " + ", ".join(f"{name} {data.split_sizes[name]}" for name in SPLITS))
-    for name in SPLITS:
-        values = data.splits[name][schema.label]
-        if schema.task_type == "regression":
-            import statistics
-
-            spread = statistics.pstdev(values) if len(values) > 1 else 0.0
-            lines.append(f"  {name}: target mean {statistics.fmean(values):.4g}, std {spread:.4g}")
-            continue
-        counts = Counter(v for row in values for v in row) if schema.task_type == "multilabel" else Counter(str(v) for v in values)
-        shown = ", ".join(f"{label} {count} ({count / max(1, len(values)):.0%})" for label, count in counts.most_common(n_shown))
-        more = f", ... {len(counts) - n_shown} more" if len(counts) > n_shown else ""
-        lines.append(f"  {name} classes: {shown}{more}")
+    lines.extend(f"  {line}" for line in balance_lines(class_balance(data), n_shown=n_shown))
+    if data.folds:  # split.folds: train + validation are shared out into folds, test stays held out
+        folds = notes.get("folds", {})
+        lines.append(f"k-fold: {folds.get('folds')} folds x {folds.get('repeats')} repeat(s) over train + validation "
+                     f"({data.split_sizes['train'] + data.split_sizes['validation']} rows), test held out; fold validation rows: "
+                     + ", ".join(map(str, folds.get("validation_rows", []))))
     if group_column and group_column in data.splits["train"].column_names:
         lines.append("groups: " + ", ".join(f"{name} {len(set(map(str, data.splits[name][group_column])))}" for name in SPLITS)
                      + f" distinct '{group_column}' values, none shared between splits")
@@ -105,4 +101,41 @@ def summary_lines(data: PreparedData, *, group_column: str | None = None, n_show
     else:
         lines.append("duplicates: none found")
     lines.extend(f"warning: {text}" for text in notes.get("column_warnings", []))
+    return lines
+
+
+def class_balance(data: PreparedData) -> dict[str, dict[str, Any]]:
+    """Split -> ``{"rows": n, "classes": {class: count}}`` (largest first; a multi-label row counts
+    once per label it holds), or for regression ``{"rows": n, "mean": m, "std": s}`` of the target:
+    what ``mmbench inspect`` prints and the search records for the leaderboard."""
+    import statistics
+    from collections import Counter
+
+    from mmbench.data.provider import SPLITS
+
+    schema = data.schema
+    balance: dict[str, dict[str, Any]] = {}
+    for name in SPLITS:
+        values = data.splits[name][schema.label]
+        if schema.task_type == "regression":
+            balance[name] = {"rows": len(values), "mean": statistics.fmean(values) if values else float("nan"),
+                             "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+            continue
+        counts = Counter(v for row in values for v in row) if schema.task_type == "multilabel" else Counter(str(v) for v in values)
+        balance[name] = {"rows": len(values), "classes": dict(counts.most_common())}
+    return balance
+
+
+def balance_lines(balance: Mapping[str, Mapping[str, Any]], *, n_shown: int = 8) -> list[str]:
+    """One line per split of :func:`class_balance`: ``train classes: pos 60 (62%), neg 36 (38%)``
+    (share of the split's rows), or ``train: target mean 2.5, std 1.1``."""
+    lines = []
+    for name, entry in balance.items():
+        if "classes" not in entry:
+            lines.append(f"{name}: target mean {entry['mean']:.4g}, std {entry['std']:.4g}")
+            continue
+        counts = list(entry["classes"].items())
+        shown = ", ".join(f"{label} {count} ({count / max(1, entry['rows']):.0%})" for label, count in counts[:n_shown])
+        hidden = max(0, len(counts) - n_shown) + int(entry.get("more", 0))  # "more": classes a record left out
+        lines.append(f"{name} classes: {shown}" + (f", ... {hidden} more" if hidden else ""))
     return lines

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmbench.errors import one_line
+from mmbench.errors import MediaError, one_line
 
 if TYPE_CHECKING:
     import datasets
@@ -27,11 +27,6 @@ if TYPE_CHECKING:
 #: the frame files of a video stored as a folder of images (which extensions mark a column's
 #: kind is each registered ModalityKind's ``extensions``)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-FILE_KINDS = ("image", "audio", "video")
-
-
-class MediaError(Exception):
-    """A cell could not be read; the message is the reason, callers add the column and row."""
 
 
 def column_items(split: datasets.Dataset, column: str) -> list[Any]:
@@ -237,7 +232,7 @@ def read_video(value: Any, n_frames: int) -> list[np.ndarray]:
         return [frames[i] for i in _even(len(frames), n_frames)]
     path = Path(value)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = frame_files(path)
         if not files:
             raise MediaError(f"frame folder '{path}' holds no image")
         return [to_channels(read_image(str(files[i])), 3) for i in _even(len(files), n_frames)]
@@ -257,6 +252,11 @@ def read_video(value: Any, n_frames: int) -> list[np.ndarray]:
     return [decoded[i] for i in _even(len(decoded), n_frames)]
 
 
+def frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The frame images of a video stored as a folder, in name order (empty: no frame)."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def _even(total: int, wanted: int) -> list[int]:
     """``wanted`` indices spread evenly over ``total`` items (repeats when too few)."""
     return [int(i) for i in np.linspace(0, total - 1, wanted).round().astype(int)]
@@ -266,43 +266,16 @@ def _even(total: int, wanted: int) -> list[int]:
 
 
 def check_file(kind: str, path: str) -> None:
-    """Cheap check that ``path`` exists and looks decodable as ``kind`` (headers only).
+    """Cheap check that ``path`` can be read as the registered modality kind ``kind``: that kind's
+    :meth:`~mmbench.ModalityKind.check_file` (a regular file, and a header its decoder accepts).
 
     Raises:
         MediaError: the reason, without the row.
+        UnknownComponentError: no registered kind is called ``kind``.
     """
-    target = Path(path)
-    try:
-        if not target.exists():
-            raise MediaError(f"{kind} file '{_short(path)}' not found")
-        if not (target.is_file() or (kind == "video" and target.is_dir())):  # a FIFO or device would block the read
-            raise MediaError(f"{kind} path '{_short(path)}' is not a regular file")
-    except OSError as error:  # e.g. a name longer than the file system allows
-        raise MediaError(f"{kind} path '{_short(path)}' cannot be read ({one_line(error, 200)})") from None
-    if kind == "image":
-        from PIL import Image
+    from mmbench.registry import get_registry
 
-        try:
-            with Image.open(target) as image:
-                image.verify()
-        except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad files
-            raise MediaError(f"cannot decode image '{path}' ({one_line(error, 200)})") from None
-    elif kind == "audio":
-        audio_rate(str(target))
-    elif kind == "video" and target.is_dir():
-        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in target.iterdir()):
-            raise MediaError(f"frame folder '{path}' holds no image")
-    elif kind == "video":
-        try:
-            import av
-        except ImportError:
-            raise MediaError("video files need PyAV: pip install 'mmbench[video]'") from None
-        try:
-            with av.open(str(target)) as container:
-                if not container.streams.video:
-                    raise MediaError(f"'{path}' has no video stream")
-        except av.FFmpegError as error:
-            raise MediaError(f"cannot decode video '{path}' ({one_line(error, 200)})") from None
+    get_registry().get_kind(kind).check_file(path)
 
 
 def file_digest(path: str) -> str:
@@ -333,10 +306,3 @@ def _bytes_io(data: bytes) -> Any:
     import io
 
     return io.BytesIO(data)
-
-
-def _short(path: str, limit: int = 120) -> str:
-    """A path cut to ``limit`` characters for a one-line message."""
-    return path if len(path) <= limit else f"{path[:limit]}..."
-
-

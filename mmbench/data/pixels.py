@@ -1,8 +1,8 @@
 """Image statistics shared by the image and video preprocessors and the image degradations.
 
 Generic machinery the core keeps (and exports from :mod:`mmbench`) so the plugins owning the
-``image`` and ``video`` kinds, and the core's ``data.degrade`` operations, compute sizes and
-standardisation one way.
+``image`` and ``video`` kinds (their preprocessors and the image kind's ``data.degrade``
+operations) compute sizes and standardisation one way.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from mmbench.data.duplicates import content_keys, duplicate_clusters, duplicate_
 from mmbench.data.fingerprint import fingerprint
 from mmbench.data.infer import TABULAR_SUBKINDS, infer_kind
 from mmbench.data.inspection import column_report, identifier_warnings
-from mmbench.data.media import FILE_KINDS
+from mmbench.data.kinds import file_columns
 from mmbench.data.provider import SPLITS, RawData
 from mmbench.data.schema import ModalityInfo, Schema
-from mmbench.data.splits import SplitSpec, check_split, group_split, label_strata, stratified_split
+from mmbench.data.splits import SplitSpec, check_split, group_split, kfold_split, label_strata, stratified_split
 from mmbench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -92,8 +92,12 @@ def prepare(raw: RawData, spec: DataSpec) -> PreparedData:
     task_type = spec.task_type or infer_task_type(sample[spec.label], spec.label_delimiter)
     checked, notes = check_rows(raw, spec.label, kinds, skip=spec.on_bad_rows == "skip", task_type=task_type)
     if task_type == "multilabel":
-        checked = {name: _as_label_lists(split, spec.label, spec.label_delimiter) for name, split in checked.items()}
-    splits, split_notes = _split(replace(raw, splits=checked), spec, kinds, task_type)
+        checked = {name: _as_label_lists(split, spec.label, spec.label_delimiter, name) for name, split in checked.items()}
+    splits, split_notes, grouping = _split(replace(raw, splits=checked), spec, kinds, task_type)
+    folds = _folds(splits, spec, task_type, grouping) if spec.split.folds else ()
+    if folds:
+        split_notes["folds"] = {"folds": spec.split.folds, "repeats": spec.split.repeats, "validation_rows": [len(f) for f in folds],
+                                **({"grouped_by": grouping[1]} if grouping else {})}
     if task_type == "classification":
         classes = _classes(splits, spec.label)
     else:
@@ -105,7 +109,7 @@ def prepare(raw: RawData, spec: DataSpec) -> PreparedData:
         splits = degrade(splits, kinds, spec.degrade, seed=spec.split.seed)
     schema = Schema(modalities=_group_modalities(kinds), label=spec.label, task_type=task_type, classes=classes, target_scale=scale)
     sizes = {name: splits[name].num_rows for name in SPLITS}
-    files = [c for c, kind in kinds.items() if kind in FILE_KINDS and isinstance(splits["train"][0][c], str)]
+    files = [c for c in file_columns(kinds) if isinstance(splits["train"][0][c], str)]
     digest = fingerprint(splits, schema.to_dict(), {"split": _split_settings(spec.split), **dict(spec.extra)}, files=files)
     notes = {**raw.notes, **notes, **split_notes, **({"ignored_columns": ignored} if ignored else {})}
     notes["columns"] = column_report(sample.column_names, kinds, label=spec.label, group_column=spec.split.group_column,
@@ -113,14 +117,30 @@ def prepare(raw: RawData, spec: DataSpec) -> PreparedData:
     warnings = identifier_warnings(sample, kinds, spec.modalities)
     if warnings:
         notes["column_warnings"] = warnings
-    return PreparedData(splits=splits, schema=schema, fingerprint=digest, split_sizes=sizes, notes=notes)
+    return PreparedData(splits=splits, schema=schema, fingerprint=digest, split_sizes=sizes, notes=notes, folds=folds)
 
 
-def _split(raw: RawData, spec: DataSpec, kinds: Mapping[str, str], task_type: str) -> tuple[dict[str, datasets.Dataset], dict[str, Any]]:
-    """The three splits (the provider's, or cut from ``all``) and the duplicate probe's notes."""
+def _folds(splits: Mapping[str, datasets.Dataset], spec: DataSpec, task_type: str,
+           grouping: tuple[list[str], str] | None) -> tuple[np.ndarray, ...]:
+    """The k folds (:func:`kfold_split`) over train rows then validation rows, grouped as the split was."""
+    labels = list(splits["train"][spec.label]) + list(splits["validation"][spec.label])
+    groups, by = grouping if grouping else (None, None)
+    return kfold_split(label_strata(labels, task_type), spec.split, groups, labels=labels if task_type == "classification" else None, by=by)
+
+
+def _split(raw: RawData, spec: DataSpec, kinds: Mapping[str, str],
+           task_type: str) -> tuple[dict[str, datasets.Dataset], dict[str, Any], tuple[list[str], str] | None]:
+    """The three splits (the provider's, or cut from ``all``), the duplicate probe's notes, and the
+    groups the cut kept together (group per train then validation row, and what they are), if any."""
     names = set(raw.splits)
+    group = spec.split.group_column
+    grouping = None
     if names == set(SPLITS):
         splits = dict(raw.splits)
+        if group and spec.split.folds:
+            if any(group not in splits[name].column_names for name in ("train", "validation")):
+                raise ConfigError(f"group_column '{group}' not found; columns: {', '.join(splits['train'].column_names)}")
+            grouping = ([str(v) for name in ("train", "validation") for v in splits[name][group]], repr(group))
         per_split = [content_keys(splits[name], kinds) for name in SPLITS]
         keys = {column: [key for part in per_split for key in part[column]] for column in per_split[0]}
         offsets = np.cumsum([0] + [splits[name].num_rows for name in SPLITS])
@@ -131,19 +151,24 @@ def _split(raw: RawData, spec: DataSpec, kinds: Mapping[str, str], task_type: st
         whole = raw.splits["all"]
         if spec.label not in whole.column_names:
             raise DataError(f"label column '{spec.label}' not found; columns: {', '.join(whole.column_names)}")
-        indices, notes = _cut(whole, spec, kinds, task_type)
+        indices, notes, cut_groups = _cut(whole, spec, kinds, task_type)
         splits = {name: whole.select(indices[name]).flatten_indices() for name in SPLITS}
+        if cut_groups is not None:
+            pool = np.concatenate([indices["train"], indices["validation"]])
+            grouping = ([cut_groups[0][i] for i in pool], cut_groups[1])
     else:
         raise DataError(f"provider returned splits {sorted(names)}; expected {list(SPLITS)} or ['all']")
     for name in SPLITS:
         if splits[name].num_rows == 0:
             raise DataError(f"split '{name}' is empty")
-    return splits, notes
+    return splits, notes, grouping
 
 
-def _cut(whole: datasets.Dataset, spec: DataSpec, kinds: Mapping[str, str], task_type: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _cut(whole: datasets.Dataset, spec: DataSpec, kinds: Mapping[str, str],
+         task_type: str) -> tuple[dict[str, np.ndarray], dict[str, Any], tuple[list[str], str] | None]:
     """Row indices per split of unsplit data: grouped (by ``group_column`` and by duplicate
-    content) and checked, else stratified; and the duplicate probe's report.
+    content) and checked, else stratified; the duplicate probe's report; and the groups used
+    (group per row, and what they are), if any.
 
     Duplicates are grouped when ``split.group_duplicates`` is true, or when it is unset and the
     duplicate groups allow a sound split (otherwise the notes say why they were not).
@@ -156,24 +181,26 @@ def _cut(whole: datasets.Dataset, spec: DataSpec, kinds: Mapping[str, str], task
         groups = [str(v) for v in whole[split.group_column]]
     clusters = duplicate_clusters(content_keys(whole, kinds), whole.num_rows)
     report: dict[str, Any] = duplicate_report(clusters, labels)
-    indices = None
+    indices, used = None, None
     if report["groups"] and split.group_duplicates is not False:
         keys = {"duplicates": [str(c) for c in clusters], **({"group_column": groups} if groups else {})}
         merged = [str(c) for c in duplicate_clusters(keys, whole.num_rows)]
         by = " and ".join(([f"'{split.group_column}'"] if split.group_column else []) + ["duplicate content"])
         try:
-            indices = _grouped(labels, merged, split, by, task_type)
+            indices, used = _grouped(labels, merged, split, by, task_type), (merged, by)
         except (ConfigError, DataError) as error:
             if split.group_duplicates:
                 raise
             report["not_grouped_because"] = str(error)
-    if indices is None:
-        strata = label_strata(labels, task_type)
-        indices = stratified_split(strata, split) if groups is None else _grouped(labels, groups, split, f"'{split.group_column}'", task_type)
+    if indices is None and groups is None:
+        indices = stratified_split(label_strata(labels, task_type), split)
+    elif indices is None:
+        used = (groups, f"'{split.group_column}'")
+        indices = _grouped(labels, groups, split, used[1], task_type)
     if not report["groups"]:
-        return indices, {}
+        return indices, {}, used
     report = {**report, **duplicate_report(clusters, labels, indices), "grouped": "not_grouped_because" not in report and split.group_duplicates is not False}
-    return indices, {"duplicates": report}
+    return indices, {"duplicates": report}, used
 
 
 def _grouped(labels: list[Any], groups: list[str], split: SplitSpec, by: str, task_type: str) -> dict[str, np.ndarray]:
@@ -182,15 +209,25 @@ def _grouped(labels: list[Any], groups: list[str], split: SplitSpec, by: str, ta
     return indices
 
 
-def _as_label_lists(split: datasets.Dataset, label: str, delimiter: str | None) -> datasets.Dataset:
-    """A multi-label column as lists of label names (text cells cut at the delimiter)."""
+def _as_label_lists(split: datasets.Dataset, label: str, delimiter: str | None, split_name: str) -> datasets.Dataset:
+    """A multi-label column as lists of label names (text cells cut at the delimiter).
+
+    Raises:
+        DataError: a cell that is neither text nor a list (a number: a single-label column), naming its row.
+    """
     from mmbench.data.bad_rows import replace_column
 
-    def names(value: Any) -> list[str]:
-        parts = value.split(delimiter) if isinstance(value, str) and delimiter else ([value] if isinstance(value, str) else value)
+    def names(value: Any, row: int) -> list[str]:
+        if isinstance(value, str):
+            parts = value.split(delimiter) if delimiter else [value]
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            parts = value
+        else:
+            raise DataError(f"label '{label}': split '{split_name}' row {row} holds {value!r}; a multilabel label is a list "
+                            "of names or text cut at label_delimiter (for one class per row use task: classification)")
         return sorted({str(part).strip() for part in parts if str(part).strip()})
 
-    return replace_column(split, label, [names(v) for v in split[label]])
+    return replace_column(split, label, [names(v, row) for row, v in enumerate(split[label])])
 
 
 def _label_names(splits: Mapping[str, datasets.Dataset], label: str) -> tuple[str, ...]:
@@ -206,7 +243,8 @@ def _label_names(splits: Mapping[str, datasets.Dataset], label: str) -> tuple[st
 def _split_settings(split: SplitSpec) -> dict[str, Any]:
     """The split's settings for the fingerprint; the checks' switches only when set, so the
     fingerprints of tasks that leave them alone stay what they were (the split rows are hashed anyway)."""
-    return {k: v for k, v in split.__dict__.items() if k not in ("allow_missing_classes", "group_duplicates") or v not in (False, None)}
+    unset = {"allow_missing_classes": (False, None), "group_duplicates": (False, None), "folds": (None,), "repeats": (1,)}
+    return {k: v for k, v in split.__dict__.items() if k not in unset or v not in unset[k]}
 
 
 def _target_scale(values: list[Any]) -> tuple[float, float]:

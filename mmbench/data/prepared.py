@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from mmbench.data.storage.spill import SpillFolder, bytes_per_row, is_spilled, m
 
 if TYPE_CHECKING:
     import datasets
+    import numpy as np
 
 
 @dataclass
@@ -32,6 +34,10 @@ class SplitTensors:
         """The rows at ``index`` (a batch)."""
         inputs = {name: {key: value[index] for key, value in tensors.items()} for name, tensors in self.inputs.items()}
         return inputs, self.labels[index]
+
+    def take(self, index: torch.Tensor) -> SplitTensors:
+        """The rows at ``index`` as a split of their own (in memory, also for spilled rows)."""
+        return SplitTensors(*self.select(index))
 
     @property
     def streamed(self) -> list[str]:
@@ -52,6 +58,8 @@ class PreparedData:
         memory_budget: bytes of preprocessed tensors kept in memory; a modality that would go past
             it is spilled to memory-mapped files (:mod:`mmbench.data.storage.spill`). ``None``: the default
             budget (``$MMBENCH_MEMORY_BUDGET_GB`` or half the available memory), read when first needed.
+        folds: ``split.folds``: each fold's validation rows, as positions in train rows then
+            validation rows (:func:`fold_splits`); empty without k-fold.
     """
 
     splits: Mapping[str, datasets.Dataset]
@@ -60,10 +68,12 @@ class PreparedData:
     split_sizes: Mapping[str, int]
     notes: dict[str, Any] = field(default_factory=dict)
     memory_budget: int | None = None
+    folds: tuple[np.ndarray, ...] = ()
     _resident_bytes: float = field(default=0.0, repr=False)
     _spill: SpillFolder = field(default_factory=SpillFolder, repr=False)
     _cache: dict[tuple[str, str], tuple[ModalityInfo, dict[str, Tensors]]] = field(default_factory=dict, repr=False)
     _labels: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # concurrent trials preprocess once
 
     def labels(self, split: str) -> torch.Tensor:
         """Class indices of a split, as a ``long`` tensor (a regression target: ``float`` values;
@@ -85,19 +95,22 @@ class PreparedData:
             The fitted modality info and split -> tensors.
         """
         cache_key = (name, preprocessor.key)
-        if cache_key not in self._cache:
-            info = preprocessor.fit(self.splits["train"])
-            size = bytes_per_row(preprocessor, self.splits["train"]) * sum(self.split_sizes.values())
-            if self.reserve(size):
-                tensors = {split: preprocessor.transform(self.splits[split]) for split in SPLITS}
-            else:
-                prefix = f"{name}-{_short_hash(preprocessor.key)}"
-                tensors = {split: self._spill.transform(preprocessor, self.splits[split], f"{prefix}-{split}") for split in SPLITS}
-                streamed = self.notes.setdefault("streamed_modalities", [])
-                if name not in streamed:  # a second preprocessing of the same modality
-                    streamed.append(name)
-            self._cache[cache_key] = (info, tensors)
-        return self._cache[cache_key]
+        with self._lock:  # the members of a batch (--batch-trials) or --n-jobs threads ask at once
+            if cache_key not in self._cache:
+                self._cache[cache_key] = self._preprocess(name, preprocessor)
+            return self._cache[cache_key]
+
+    def _preprocess(self, name: str, preprocessor: Preprocessor) -> tuple[ModalityInfo, dict[str, Tensors]]:
+        info = preprocessor.fit(self.splits["train"])
+        size = bytes_per_row(preprocessor, self.splits["train"]) * sum(self.split_sizes.values())
+        if self.reserve(size):
+            return info, {split: preprocessor.transform(self.splits[split]) for split in SPLITS}
+        prefix = f"{name}-{_short_hash(preprocessor.key)}"
+        tensors = {split: self._spill.transform(preprocessor, self.splits[split], f"{prefix}-{split}") for split in SPLITS}
+        streamed = self.notes.setdefault("streamed_modalities", [])
+        if name not in streamed:  # a second preprocessing of the same modality
+            streamed.append(name)
+        return info, tensors
 
     def reserve(self, size: float) -> bool:
         """Whether ``size`` more bytes of tensors fit the memory budget (if so, they now count against it)."""
@@ -122,6 +135,29 @@ class PreparedData:
             for split in SPLITS:
                 per_split[split][name] = tensors[split]
         return infos, {split: SplitTensors(per_split[split], self.labels(split)) for split in SPLITS}
+
+
+def fold_splits(tensors: Mapping[str, SplitTensors], folds: Sequence[np.ndarray]) -> Iterator[dict[str, SplitTensors]]:
+    """Per fold: train = the other folds' rows, validation = the fold's, test unchanged.
+
+    Folds are row selections of the tensors already built (train rows then validation rows), so
+    nothing is preprocessed or encoded again; one fold's copy is in memory at a time.
+    """
+    train, validation = tensors["train"], tensors["validation"]
+    n_train = len(train)
+    for fold in folds:
+        held = torch.zeros(n_train + len(validation), dtype=torch.bool)
+        held[torch.as_tensor(fold, dtype=torch.long)] = True
+        yield {"train": _gather(train, validation, torch.nonzero(~held).flatten(), n_train),
+               "validation": _gather(train, validation, torch.nonzero(held).flatten(), n_train), "test": tensors["test"]}
+
+
+def _gather(train: SplitTensors, validation: SplitTensors, positions: torch.Tensor, n_train: int) -> SplitTensors:
+    """Rows at ``positions`` of train followed by validation, without concatenating the two first."""
+    first, second = train.take(positions[positions < n_train]), validation.take(positions[positions >= n_train] - n_train)
+    inputs = {name: {key: torch.cat([value, second.inputs[name][key]]) for key, value in tensors.items()}
+              for name, tensors in first.inputs.items()}
+    return SplitTensors(inputs, torch.cat([first.labels, second.labels]))
 
 
 def multi_hot(label_lists: list[list[str]], names: tuple[str, ...]) -> torch.Tensor:

@@ -29,6 +29,9 @@ class SplitSpec:
             (otherwise a :class:`DataError`).
         group_duplicates: keep rows with identical content (media files, normalised text) on
             one side; ``None``: yes when the duplicate probe finds any.
+        folds: k-fold cross-validation over train + validation (``None``: one validation split);
+            the test split stays held out.
+        repeats: how many times the k folds are drawn, each with its own seed.
     """
 
     validation: float = 0.15
@@ -37,8 +40,16 @@ class SplitSpec:
     group_column: str | None = None
     allow_missing_classes: bool = False
     group_duplicates: bool | None = None
+    folds: int | None = None
+    repeats: int = 1
 
     def __post_init__(self) -> None:
+        if self.folds is not None and (isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2):
+            raise ConfigError(f"split.folds must be an integer of at least 2, got {self.folds!r}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ConfigError(f"split.repeats must be an integer of at least 1, got {self.repeats!r}")
+        if self.repeats > 1 and self.folds is None:
+            raise ConfigError("split.repeats repeats k-fold cross-validation: set split.folds too")
         if not (0 < self.validation < 1 and 0 < self.test < 1 and self.validation + self.test < 1):
             raise ConfigError(
                 f"split fractions must be in (0, 1) and sum below 1, got validation={self.validation}, test={self.test}"
@@ -46,7 +57,10 @@ class SplitSpec:
 
     @property
     def fractions(self) -> dict[str, float]:
-        """Split name -> requested share of rows."""
+        """Split name -> requested share of rows whose size is checked (with folds, validation is one of
+        the folds' rows, so only train + validation against test counts)."""
+        if self.folds:
+            return {"train": 1 - self.test, "test": self.test}
         return {"train": 1 - self.validation - self.test, "validation": self.validation, "test": self.test}
 
 
@@ -117,7 +131,7 @@ def check_split(parts: dict[str, np.ndarray], labels: Sequence[object] | None, g
     classes = set() if label_array is None else set(label_array.tolist())
     total = len(groups)
     for name, requested in spec.fractions.items():
-        rows = parts[name]
+        rows = np.concatenate([parts["train"], parts["validation"]]) if spec.folds and name == "train" else parts[name]
         share = len(rows) / total
         problems = []
         if abs(share - requested) > SIZE_TOLERANCE * requested:
@@ -126,12 +140,71 @@ def check_split(parts: dict[str, np.ndarray], labels: Sequence[object] | None, g
         if missing and not spec.allow_missing_classes:
             problems.append(f"no row of class(es) {', '.join(repr(m) for m in missing)}")
         if problems:
-            members = sorted(set(groups[rows].tolist()))
-            shown = ", ".join(members[:10]) + (f", ... ({len(members)} groups)" if len(members) > 10 else "")
+            shown = _groups_shown(groups[rows])
             raise DataError(
                 f"grouped split by {by or repr(spec.group_column)}: split '{name}' has {' and '.join(problems)}; its groups: "
                 f"{shown or 'none'}; the groups cannot give this split: try another split.seed, other split fractions, "
                 "or split.allow_missing_classes: true"
+            )
+
+
+def kfold_split(strata: Sequence[object], spec: SplitSpec, groups: Sequence[object] | None = None, *,
+                labels: Sequence[object] | None = None, by: str | None = None) -> tuple[np.ndarray, ...]:
+    """The validation rows of each of ``spec.repeats`` x ``spec.folds`` folds (repeat by repeat),
+    as positions in ``strata``: stratified, and grouped when ``groups`` is given (scikit-learn's
+    ``StratifiedGroupKFold``; ``StratifiedKFold`` or ``KFold`` without groups). Repeat ``r`` is
+    shuffled with ``spec.seed + r``.
+
+    Args:
+        strata: what to stratify by, per row (:func:`label_strata`).
+        spec: the split, with ``folds`` set.
+        groups: group per row: a group's rows share one fold.
+        labels: class labels (classification): a grouped fold without some class is a
+            :class:`DataError` unless ``spec.allow_missing_classes``.
+        by: what the groups are, for messages (default: the group column).
+
+    Raises:
+        ConfigError: fewer rows (or groups) than folds.
+        DataError: a grouped fold lacks a class.
+    """
+    from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
+
+    if not spec.folds:
+        raise ValueError("kfold_split needs spec.folds")
+    codes = np.unique(np.asarray([str(s) for s in strata]), return_inverse=True)[1]
+    counts = np.bincount(codes)
+    rows = np.zeros(len(codes))
+    group_array = None if groups is None else np.asarray([str(g) for g in groups])
+    units = len(codes) if group_array is None else len(np.unique(group_array))
+    if units < spec.folds:
+        what = "rows" if group_array is None else f"groups of {by or repr(spec.group_column)}"
+        raise ConfigError(f"split.folds: {spec.folds} folds need at least {spec.folds} {what}; there are {units}")
+    folds: list[np.ndarray] = []
+    for repeat in range(spec.repeats):
+        seed = spec.seed + repeat
+        with warnings.catch_warnings():  # "the least populated class has fewer members than n_splits": expected on small data
+            warnings.simplefilter("ignore", UserWarning)
+            if group_array is not None:
+                cuts = StratifiedGroupKFold(n_splits=spec.folds, shuffle=True, random_state=seed).split(rows, codes, group_array)
+            elif counts.max() >= spec.folds:
+                cuts = StratifiedKFold(n_splits=spec.folds, shuffle=True, random_state=seed).split(rows, codes)
+            else:  # every stratum smaller than the folds: nothing to stratify
+                cuts = KFold(n_splits=spec.folds, shuffle=True, random_state=seed).split(rows)
+            folds.extend(np.sort(validation) for _, validation in cuts)
+    if group_array is not None and labels is not None and not spec.allow_missing_classes:
+        _check_fold_classes(folds, np.asarray([str(v) for v in labels]), group_array, by or repr(spec.group_column))
+    return tuple(folds)
+
+
+def _check_fold_classes(folds: list[np.ndarray], labels: np.ndarray, groups: np.ndarray, by: str) -> None:
+    classes = set(labels.tolist())
+    for index, fold in enumerate(folds):
+        missing = sorted(classes - set(labels[fold].tolist()))
+        if missing:
+            shown = _groups_shown(groups[fold])
+            raise DataError(
+                f"k-fold split by {by}: fold {index} has no row of class(es) {', '.join(repr(m) for m in missing)}; its groups: "
+                f"{shown}; try fewer split.folds, another split.seed, or split.allow_missing_classes: true"
             )
 
 
@@ -174,3 +247,9 @@ def _cut_sizes(n: int, spec: SplitSpec) -> tuple[int, int]:
     n_test = max(1, int(round(n * spec.test)))
     n_val = max(1, int(round(n * spec.validation)))
     return min(n_test, n - 2), min(n_val, n - 1 - min(n_test, n - 2))
+
+
+def _groups_shown(groups: np.ndarray, limit: int = 10) -> str:
+    """The distinct groups of some rows for a one-line message: the first ``limit``, then a count."""
+    members = sorted(set(groups.tolist()))
+    return ", ".join(members[:limit]) + (f", ... ({len(members)} groups)" if len(members) > limit else "")

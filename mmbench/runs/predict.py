@@ -8,7 +8,9 @@ from its configuration and seed when ``retrain`` allows, else it is a clear erro
 
 New rows come from a ``.csv`` or ``.jsonl`` file with the task's modality columns (an
 embedding or other list-valued column is a JSON list in a csv cell); the label column is
-optional and, when present, lets :func:`labelled_split` score them.
+optional and, when present, lets :func:`labelled_split` score them. A multi-label model decides
+each label with the threshold its trial tuned on validation (run metric ``val_threshold``), the
+one its test scores were computed with, and every record says which threshold it used.
 """
 
 from __future__ import annotations
@@ -174,18 +176,36 @@ def labelled_split(source: RunSource, path: str | Path, registry: Registry) -> t
     return SplitTensors(inputs, labels), labelled
 
 
-def predict_rows(model: MultimodalModel, split: SplitTensors, classes: Sequence[str]) -> list[dict[str, Any]]:
+#: A multi-label run without a recorded ``val_threshold`` (recorded before thresholds were tuned) decides at this.
+DEFAULT_THRESHOLD = 0.5
+
+
+def decision_threshold(run: Any) -> tuple[float, str]:
+    """The multi-label decision threshold a run tuned on validation (:func:`mmbench.train.loop.fit`)
+    and the metric it came from: a k-fold run's saved model is its last fold's, so that fold's
+    (``val_threshold_fold<k>``, not the folds' mean); :data:`DEFAULT_THRESHOLD` when none is recorded."""
+    metrics = run.data.metrics
+    last_fold = f"val_threshold_fold{int(metrics['n_folds']) - 1}" if metrics.get("n_folds") else None
+    for name in (last_fold, "val_threshold"):
+        if name in metrics:
+            return float(metrics[name]), name
+    return DEFAULT_THRESHOLD, ""
+
+
+def predict_rows(model: MultimodalModel, split: SplitTensors, classes: Sequence[str], *,
+                 threshold: float = DEFAULT_THRESHOLD) -> list[dict[str, Any]]:
     """One record per row: predicted class, its probability and every class's probability (a
-    regression model: the predicted value, in the target's units)."""
+    regression model: the predicted value, in the target's units; multi-label: the labels whose
+    probability reaches ``threshold``, the threshold, and each label's probability)."""
     from mmbench.train.loop import predict_logits
 
     if getattr(model, "target_scale", None) is not None:
         return [{"row": row, "prediction": value} for row, value in enumerate(predict_logits(model, split)[:, 0].tolist())]
-    if split.labels.dim() == 2:  # multi-label: every label at or above one half, and each label's probability
+    if split.labels.dim() == 2:  # multi-label: every label at or above the threshold, and each label's probability
         records = []
         for row, probs in enumerate(predict_logits(model, split).sigmoid().tolist()):
-            chosen = "|".join(name for name, p in zip(classes, probs) if p >= 0.5)
-            records.append({"row": row, "prediction": chosen, **{f"p_{name}": p for name, p in zip(classes, probs)}})
+            chosen = "|".join(name for name, p in zip(classes, probs) if p >= threshold)
+            records.append({"row": row, "prediction": chosen, "threshold": threshold, **{f"p_{name}": p for name, p in zip(classes, probs)}})
         return records
     return probability_records(predict_logits(model, split).softmax(dim=1).tolist(), classes)
 
@@ -218,9 +238,10 @@ def write_records(records: Sequence[dict[str, Any]], output: str | Path) -> Path
 
 
 def predict_file(tracker: Tracker, run_id: str, data_file: str | Path, output: str | Path, registry: Registry, *,
-                 data_root: Path | None = None, retrain: bool = True,
-                 on_retrain: Callable[[str], None] | None = None) -> tuple[Path, int]:
-    """Predict every row of ``data_file`` with the run's model; returns the output path and row count."""
+                 data_root: Path | None = None, retrain: bool = True, on_retrain: Callable[[str], None] | None = None,
+                 on_note: Callable[[str], None] | None = None) -> tuple[Path, int]:
+    """Predict every row of ``data_file`` with the run's model; returns the output path and row count
+    (``on_note`` hears which decision threshold a multi-label model used)."""
     from mmbench.runs.reproduce import load_source
 
     for given, flag in ((Path(data_file), "DATA_FILE"), (Path(output), "--output")):
@@ -239,7 +260,11 @@ def predict_file(tracker: Tracker, run_id: str, data_file: str | Path, output: s
     source = load_source(tracker, run_id, registry, data_root=data_root)
     model = load_model(tracker, source, registry, retrain=retrain, on_retrain=on_retrain)
     split, _ = labelled_split(source, data_file, registry)
-    records = predict_rows(model, split, source.data.schema.classes)
+    threshold, metric = decision_threshold(source.run)
+    if source.data.schema.task_type == "multilabel" and on_note is not None:
+        on_note(f"multi-label decision threshold {threshold:g}: "
+                + (f"tuned on validation (run metric {metric})" if metric else "none tuned was recorded"))
+    records = predict_rows(model, split, source.data.schema.classes, threshold=threshold)
     return write_records(records, output), len(records)
 
 
@@ -301,4 +326,4 @@ def _classical_proba(tracker: Tracker, run: Any, data_file: str | Path, registry
     return tuple(data.schema.classes), fitted.predict_proba(dataset, len(rows))
 
 
-__all__ = ["WEIGHTS_FILE", "labelled_split", "load_model", "predict_ensemble", "predict_file", "predict_rows", "probability_records", "write_records"]
+__all__ = ["DEFAULT_THRESHOLD", "WEIGHTS_FILE", "decision_threshold", "labelled_split", "load_model", "predict_ensemble", "predict_file", "predict_rows", "probability_records", "write_records"]

@@ -160,12 +160,21 @@ def build(source: RunSource, registry: Registry) -> MultimodalModel:
 
 def train_config(config: TrialConfig, task: Task, data: PreparedData, infos: dict[str, ModalityInfo],
                  tensors: dict[str, SplitTensors], registry: Registry, *, device: str = "cpu") -> tuple[MultimodalModel, FitResult]:
-    """Build and train a configuration exactly as a search trial does (same seeds, same order)."""
+    """Build and train a configuration exactly as a search trial does (same seeds, same order; with
+    ``split.folds``, every fold: the last fold's model and the means, :mod:`mmbench.train.folds`)."""
     from mmbench.train.model import build_model
     from mmbench.train.loop import TrainSettings, fit
 
-    model = build_model(config, infos, data.schema.n_outputs, registry, target_scale=data.schema.target_scale)
+    def build() -> MultimodalModel:
+        return build_model(config, infos, data.schema.n_outputs, registry, target_scale=data.schema.target_scale)
+
     settings = TrainSettings.from_config(config.train, metric=task.metric, seed=config.seed, device=device)
+    if data.folds:
+        from mmbench.train.folds import fit_folds
+
+        folds = fit_folds(build, tensors, data.folds, settings, n_classes=data.schema.n_outputs)
+        return folds.model, folds.result
+    model = build()
     return model, fit(model, tensors, settings, n_classes=data.schema.n_outputs)
 
 

@@ -9,7 +9,7 @@ test label: scoring on test is the caller's, once, after selection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,22 @@ def metric_score(metric: str, n_classes: int) -> Score:
     if metric not in known:
         raise ConfigError(f"ensemble: metric '{metric}' is not supported; supported: {', '.join(known)}")
     return lambda labels, proba: probability_metrics(proba, labels, n_classes)[metric]
+
+
+def check_single_label(run_metrics: Iterable[Mapping[str, float]], where: str) -> None:
+    """Refuse runs of a multi-label or regression task (told by the ``val_*`` metrics they recorded):
+    selection averages single-label class probabilities, which those tasks' trials do not store.
+
+    Raises:
+        ConfigError: one line naming ``where`` and the task type.
+    """
+    from mmbench.train.metrics import TASK_METRICS
+
+    for metrics in run_metrics:
+        for task_type in ("multilabel", "regression"):
+            if all(f"val_{name}" in metrics for name in TASK_METRICS[task_type]):
+                raise ConfigError(f"{where}: a {task_type} task cannot be ensembled (ensembles average single-label "
+                                  "class probabilities; use the best trial)")
 
 
 def combine(probas: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import optuna
 
     from mmbench.train.features.store import FeatureCache
+    from mmbench.train.folds import FoldsResult
     from mmbench.search.trials import SearchSpace, TrialConfig
     from mmbench.data.prepared import PreparedData, SplitTensors
     from mmbench.infra.devices import DevicePool
@@ -101,9 +102,10 @@ class Objective:
         trial.set_user_attr(CONFIG, config.to_dict())
         trial.set_user_attr(WORKER, worker_id())
         run_id = self._start_run(trial, config, device)
-        self.context.reporter.trial_started(trial.number, config.combination, int(config.train["max_epochs"]))
+        n_fits = max(1, len(self.context.data.folds))  # split.folds: K x R fits, their epochs numbered on
+        self.context.reporter.trial_started(trial.number, config.combination, int(config.train["max_epochs"]) * n_fits)
         try:
-            model, result, tensors = self._train(trial, config, run_id, device)
+            model, result, tensors, folds = self._train(trial, config, run_id, device)
             values = self._objective_values(model, result, tensors["validation"])
         except optuna.TrialPruned as pruned:
             self._finish(trial, run_id, config, "PRUNED", None, {}, str(pruned), started)
@@ -129,8 +131,12 @@ class Objective:
         from mmbench.train.efficiency import efficiency_metrics
 
         final.update(efficiency_metrics(model, result, tensors["validation"]))  # cost beside accuracy, every trial
+        if folds is not None:  # the means above are what ranks; the folds' spread beside them
+            from mmbench.train.folds import fold_summary
+
+            final.update(fold_summary(folds.fits))
         if self.context.data.schema.task_type == "classification":  # class probabilities: what ensembles combine
-            self._store_predictions(run_id, model, tensors)
+            self._store_predictions(run_id, model, tensors, folds)
         self._keep_if_best(trial.number, values[0], run_id, model, config, tensors["test"])
         self._finish(trial, run_id, config, "COMPLETE", values[0], final, None, started)
         return values[0] if len(values) == 1 else (values[0], values[1])
@@ -147,7 +153,8 @@ class Objective:
         self.context.tracker.log_dict(run_id, config.to_dict(), "config.yaml")
         return run_id
 
-    def _train(self, trial: optuna.Trial, config: TrialConfig, run_id: str, device: str) -> tuple[MultimodalModel, Any, dict[str, SplitTensors]]:
+    def _train(self, trial: optuna.Trial, config: TrialConfig, run_id: str,
+               device: str) -> tuple[MultimodalModel, Any, dict[str, SplitTensors], FoldsResult | None]:
         import optuna
 
         from mmbench.train.memory import PeakMemory
@@ -156,35 +163,68 @@ class Objective:
 
         metric = self.context.task.metric
         report_to_pruner = len(self.context.objectives) == 1  # Optuna cannot prune multi-objective trials
+        folds = self.context.data.folds  # k-fold: the pruner hears the folds' running mean (steps 0..K*R-1), not epochs
 
         def on_epoch(report: Any) -> None:
             self.context.tracker.log_epoch(run_id, report)
             value = report.validation[metric]
             self.context.reporter.epoch_finished(trial.number, report.epoch, value)
-            if report_to_pruner:
+            if report_to_pruner and not folds:
                 trial.report(value, report.epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {report.epoch} with val_{metric}={value:.4f}")
+
+        def on_fold(index: int, fits: list[Any]) -> None:
+            from mmbench.train.folds import fold_scores
+
+            self.context.tracker.log_metrics(run_id, fold_scores(fits[-1], index))
+            value = sum(f.validation[metric] for f in fits) / len(fits)
+            if report_to_pruner:
+                trial.report(value, index)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after fold {index + 1} of {len(folds)} with mean val_{metric}={value:.4f}")
 
         peaks = PeakMemory.start(resolve_device(device))
         preprocessors = preprocessors_for(config, self.context.data.schema, self.context.registry)
         if self.context.features is None:
             (infos, tensors), prebuilt = self.context.data.tensors(preprocessors), {}
         else:  # frozen encoders' outputs computed once, then read from the cache
-            infos, tensors, prebuilt = self.context.features.trial_inputs(config, self.context.data, preprocessors, self.context.registry)
+            from mmbench.train.features.compute import FeaturePassStopped
+
+            try:
+                infos, tensors, prebuilt = self.context.features.trial_inputs(
+                    config, self.context.data, preprocessors, self.context.registry, deadline=self.deadline)
+            except FeaturePassStopped as stopped:  # the budget ran out before training began: stopped, not broken
+                trial.set_user_attr(STOPPED_TAG, "time_limit")
+                raise optuna.TrialPruned(str(stopped)) from None
         if tensors["train"].streamed:  # over the memory budget: these modalities' batches come from disk
             self.context.tracker.set_tags(run_id, {f"{TAG}streamed": ",".join(tensors["train"].streamed)})
-        model = build_model(config, infos, self.context.data.schema.n_outputs, self.context.registry, prebuilt=prebuilt,
-                            target_scale=self.context.data.schema.target_scale)
+
+        def build() -> MultimodalModel:
+            return build_model(config, infos, self.context.data.schema.n_outputs, self.context.registry, prebuilt=prebuilt,
+                               target_scale=self.context.data.schema.target_scale)
+
+        model = build()
         self.context.tracker.log_metrics(run_id, {"n_parameters": count_parameters(model)})
         settings = TrainSettings.from_config(config.train, metric=metric, seed=config.seed, device=device)
         settings = dataclasses.replace(settings, compile=self.context.compile, deadline=self.deadline)
         try:
+            if folds:
+                from mmbench.train.folds import fit_folds
+
+                unused = [model]  # the first fold trains the model built above; the others build their own
+
+                def fresh() -> MultimodalModel:
+                    return unused.pop() if unused else build()
+
+                outcome = fit_folds(fresh, tensors, folds, settings, n_classes=self.context.data.schema.n_outputs, on_epoch=on_epoch,
+                                    on_fold=on_fold, probabilities=self.context.data.schema.task_type == "classification")
+                return outcome.model, outcome.result, {**tensors, "validation": outcome.validation}, outcome
             trainer = self.trainers.get(trial.number, fit)
             result = trainer(model, tensors, settings, n_classes=self.context.data.schema.n_outputs, on_epoch=on_epoch)
         finally:  # pruned and failed trials get their peaks too
             self.context.tracker.log_metrics(run_id, peaks.metrics())
-        return model, result, tensors
+        return model, result, tensors, None
 
     def _objective_values(self, model: MultimodalModel, result: Any, validation: SplitTensors) -> tuple[float, ...]:
         value = float(result.validation[self.context.task.metric])
@@ -203,14 +243,21 @@ class Objective:
             if self.best is None or rank_key(value, number, metric) > rank_key(self.best.value, self.best.number, metric):
                 self.best = BestModel(number, value, run_id, model, config, test)
 
-    def _store_predictions(self, run_id: str, model: MultimodalModel, tensors: dict[str, SplitTensors]) -> None:
-        """Validation and test probabilities on the run, so ensembles reuse the trial without retraining it."""
+    def _store_predictions(self, run_id: str, model: MultimodalModel, tensors: dict[str, SplitTensors],
+                           folds: FoldsResult | None = None) -> None:
+        """Validation and test probabilities on the run, so ensembles reuse the trial without retraining it
+        (k-fold: out-of-fold probabilities of train + validation, and the folds' mean on test)."""
         from mmbench.tracking.predictions import RunPredictions, log_predictions
         from mmbench.train.loop import predict_logits
 
         def proba(split: SplitTensors) -> Any:
             return predict_logits(model, split).softmax(dim=1).cpu().numpy()
 
+        if folds is not None:
+            if folds.oof_proba is not None:  # not when the time limit cut the folds short
+                log_predictions(self.context.tracker, run_id, RunPredictions(
+                    self.context.data.fingerprint, folds.oof_proba, folds.oof_labels, folds.test_proba, tensors["test"].labels.cpu().numpy()))
+            return
         validation, test = tensors["validation"], tensors["test"]
         log_predictions(self.context.tracker, run_id, RunPredictions(
             self.context.data.fingerprint, proba(validation), validation.labels.cpu().numpy(), proba(test), test.labels.cpu().numpy()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mmbench.search.budget import Budget
@@ -19,12 +19,28 @@ from mmbench.search.budget import Budget
 if TYPE_CHECKING:
     import optuna
 
+    from mmbench.registry import Registry
     from mmbench.search.objective import Objective
+    from mmbench.search.trials import SearchSpace
 
 #: Fine-tuning a pretrained backbone wants a much smaller step than training a head.
 FINETUNE_LR_FACTOR = 0.1
 #: A fine-tuning trial needs at least this many seconds to be worth starting.
 MIN_FINETUNE_S = 20.0
+#: The same on CPU only: a transformer trained end to end there takes minutes an epoch (measured on
+#: PetFinder, 2 shared cores: all-MiniLM-L6-v2 had not finished its first epoch after 178 s, ran
+#: past its share into the ensemble's, and its partial epoch scored below the majority class).
+MIN_FINETUNE_CPU_S = 600.0
+
+
+def stage_shares(shares: Mapping[str, float], space: SearchSpace, registry: Registry) -> dict[str, float]:
+    """The preset's stage shares, with the fine-tuning share given to the search where no encoder of
+    the space can fine-tune (no ``finetune`` hyperparameter): held back, it would only sit unused
+    (measured: a 300 s av-digits-hard search ended 32 s early)."""
+    tunable = any("finetune" in registry.get_encoder(name).space for names in space.encoders.values() for name in names)
+    if tunable or not shares.get("finetune"):
+        return dict(shares)
+    return {**shares, "search": shares.get("search", 0.0) + shares["finetune"], "finetune": 0.0}
 
 
 def stage_timeout(budget: Budget | None, stage: str, objective: Objective, timeout: float | None,
@@ -42,14 +58,21 @@ def stage_timeout(budget: Budget | None, stage: str, objective: Objective, timeo
 
 
 def finetune_params(study: optuna.Study) -> dict[str, Any] | None:
-    """The best COMPLETE trial with a frozen encoder's ``finetune=False``, set to fine-tune; ``None`` if none."""
+    """The best COMPLETE trial with a frozen encoder (``finetune=False``, searched or fixed), set to
+    fine-tune; ``None`` if none."""
     from optuna.trial import TrialState
+
+    from mmbench.search.attrs import CONFIG
+    from mmbench.search.trials import encoder_prefix
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
     for trial in sorted(done, key=lambda t: -t.values[0]):
-        frozen = [name for name, value in trial.params.items() if name.endswith(".finetune") and value is False]
+        config = trial.user_attrs.get(CONFIG) or {}
+        fixed = {f"{encoder_prefix(modality, name)}.finetune" for modality, name in config.get("encoders", {}).items()
+                 if config.get("encoder_params", {}).get(modality, {}).get("finetune") is False}
+        frozen = fixed | {name for name, value in trial.params.items() if name.endswith(".finetune") and value is False}
         if frozen:
-            params = {**trial.params, **{name: True for name in frozen}}
+            params = {**trial.params, **{name: True for name in sorted(frozen)}}
             if "train.lr" in params:
                 params["train.lr"] = params["train.lr"] * FINETUNE_LR_FACTOR
             return params
@@ -64,15 +87,23 @@ def finetune_stage(study: optuna.Study, objective: Objective, budget: Budget | N
     params = finetune_params(study)
     if params is None:
         return False
-    if budget.stage_seconds("finetune") < MIN_FINETUNE_S:
+    on_cpu = all(str(slot).startswith("cpu") for slot in objective.context.devices.slots)
+    needed = MIN_FINETUNE_CPU_S if on_cpu else MIN_FINETUNE_S
+    if budget.stage_seconds("finetune") < needed:
         if note is not None:
-            note(f"finetune skipped: under {MIN_FINETUNE_S:.0f} s left of the --time-limit")
+            note(f"finetune skipped: under {needed:.0f} s left of the --time-limit{' (on CPU)' if on_cpu else ''}")
         return False
     run, timeout = stage_timeout(budget, "finetune", objective, None, note)
     if not run:
         return False
+    fixed = objective.context.space.fixed
+    frozen_by_preset = {name: fixed[name] for name in params if name.endswith(".finetune") and name in fixed}
+    fixed.update({name: True for name in frozen_by_preset})  # the search froze them (presets.freeze_pretrained)
     study.enqueue_trial(params, skip_if_exists=True)
-    with warnings.catch_warnings():  # the lowered learning rate may sit below the searched range, on purpose
-        warnings.filterwarnings("ignore", message="Fixed parameter")
-        study.optimize(objective, n_trials=1, timeout=timeout, catch=(Exception,), gc_after_trial=False)
+    try:
+        with warnings.catch_warnings():  # the lowered learning rate may sit below the searched range, on purpose
+            warnings.filterwarnings("ignore", message="Fixed parameter")
+            study.optimize(objective, n_trials=1, timeout=timeout, catch=(Exception,), gc_after_trial=False)
+    finally:
+        fixed.update(frozen_by_preset)
     return True

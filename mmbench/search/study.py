@@ -31,8 +31,8 @@ from mmbench.search.ensemble_stage import ensemble_after_search, wanted as ensem
 from mmbench.search.objective import Objective, TrialContext
 from mmbench.search.plan import SearchOutcome, SearchPlan
 from mmbench.search.portfolio import enqueue_portfolio, portfolio_params
-from mmbench.search.presets import narrow_space, preset_for
-from mmbench.search.stages import finetune_stage, stage_timeout
+from mmbench.search.presets import freeze_pretrained, narrow_space, preset_for
+from mmbench.search.stages import finetune_stage, stage_shares, stage_timeout
 from mmbench.search.failures import failure_summary
 from mmbench.search.validate import check_search_block
 from mmbench.search.settings import DEFAULT_MAX_EPOCHS, DEFAULT_N_TRIALS, DEFAULT_PATIENCE, SearchSettings
@@ -66,6 +66,8 @@ def run_search(settings: SearchSettings, *, registry: Registry | None = None, re
     registry = registry or get_registry()
     reporter = reporter or QuietReporter()
     plan = plan_search(settings, registry, started=started)
+    if plan.data.folds and settings.compute.batch_trials > 1:
+        raise ConfigError("--batch-trials does not combine with split.folds (a k-fold trial trains its folds one after another); drop one")
     from mmbench.data.inspection import summary_lines
 
     for line in summary_lines(plan.data, group_column=plan.task.split.get("group_column")):  # the data, before compute
@@ -95,7 +97,10 @@ def run_search(settings: SearchSettings, *, registry: Registry | None = None, re
             stage_args = {"experiment_id": experiment_id, "parent_run_id": parent_run_id, "seed": settings.seed,
                           "note": getattr(reporter, "note", lambda _text: None)}
             by_class = plan.data.schema.task_type == "classification"  # the stages below combine class probabilities
-            if by_class and classical_wanted(settings.output.classical, plan.preset.name if plan.preset else None):
+            classical = by_class and classical_wanted(settings.output.classical, plan.preset.name if plan.preset else None)
+            if classical and plan.data.folds:  # one split's fit would rank beside means over folds
+                stage_args["note"]("classical baselines skipped: they fit one split, the trials of split.folds are scored over folds")
+            elif classical:
                 classical_before_search(tracker, plan, **stage_args)  # cheap, strong rows first (mmbench.search.classical_stage)
             optimize(study, objective, plan, settings, on_note=getattr(reporter, "note", None))
             finetune_stage(study, objective, plan.budget, note=stage_args["note"])  # frozen best, end to end (mmbench.search.stages)
@@ -179,6 +184,7 @@ def plan_search(settings: SearchSettings, registry: Registry, *, started: float 
     if preset is not None:  # narrows what the task file allows; explicit flags are not narrowed
         narrow_space(space, preset, data.schema, fusions_given=bool(settings.space.fusions),
                      encoders_given=settings.space.encoders or {})
+        freeze_pretrained(space, registry)  # heads on cached features; the fine-tuning stage unfreezes the best
     if data.schema.task_type == "classification":
         counts = [int(c) for c in data.labels("train").bincount(minlength=data.schema.n_classes)]
         if min(counts) == 0 or max(counts) / min(counts) >= IMBALANCE_RATIO:  # 82/18 reviews: weighting may help
@@ -193,7 +199,7 @@ def plan_search(settings: SearchSettings, registry: Registry, *, started: float 
 
         # a grid search runs every point once: its size is the budget
         n_trials = len(walk_space(lambda t: space.suggest(t, registry, seed=0), grid_values, limit=MAX_GRID_POINTS))
-    shares = {"shares": dict(preset.stages)} if preset is not None and preset.stages else {}
+    shares = {"shares": stage_shares(preset.stages, space, registry)} if preset is not None and preset.stages else {}
     return SearchPlan(task, data, space, settings.store.study or task.name, n_trials,
                       settings.budget.timeout or defaults.get("timeout"), tuple(settings.space.objectives),
                       budget=Budget(time_limit, **shares, started=started or time.monotonic()) if time_limit else None,
@@ -262,6 +268,9 @@ def start_tracking(tracker: Tracker, settings: SearchSettings, plan: SearchPlan,
     )
     parent_run_id = find_or_create() if study is None else shared_parent_run(study, tracker, find_or_create)
     tracker.log_dict(parent_run_id, dict(plan.task.raw), "task.yaml")
+    from mmbench.tracking.balance import record_balance
+
+    record_balance(tracker, parent_run_id, plan.data, metric=plan.task.metric)  # the leaderboard's class balance and majority flag
     return experiment_id, parent_run_id
 
 

@@ -13,7 +13,8 @@ A task file is YAML, read with ``yaml.safe_load`` only::
     metric: accuracy          # default: accuracy / micro_f1 / rmse by task type
     modalities: {}            # column -> kind overrides
     split: {validation: 0.15, test: 0.15, seed: 0, group_column: null,
-            allow_missing_classes: false, group_duplicates: null}
+            allow_missing_classes: false, group_duplicates: null,
+            folds: null, repeats: 1}   # folds: K-fold cross-validation outside test (no validation then)
     search: {n_trials: 12, max_epochs: 8, fusions: [early, late], encoders: {a: [embedding.mlp]}}
 
 Built-in tasks ship with plugins (hook ``mmbench_tasks``); a path to a file works anywhere a
@@ -37,10 +38,12 @@ METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "auroc", "balanced_accuracy"
 DEFAULT_METRICS = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "rmse"}
 _TOP_KEYS = {"name", "description", "data", "label", "task", "label_delimiter", "metric", "modalities", "split", "search", "source", "license", "suites", "sizes"}
 _DATA_KEYS = {"provider", "options", "on_bad_rows", "degrade"}
-_SPLIT_KEYS = {"validation", "test", "seed", "group_column", "allow_missing_classes", "group_duplicates"}
+_SPLIT_KEYS = {"validation", "test", "seed", "group_column", "allow_missing_classes", "group_duplicates", "folds", "repeats"}
 #: Bounds of a task file: a settings file, never data (larger or deeper ones are refused with one line).
 MAX_TASK_FILE_BYTES = 2**20
 MAX_TASK_DEPTH = 32
+#: the bound of ``--seed`` too (mmbench.search.values.MAX_SEED): seed + a repeat or trial number fits every library's seed
+MAX_SPLIT_SEED = 2**31 - 1
 SEARCH_KEYS = {"n_trials", "timeout", "max_epochs", "patience", "fusions", "encoders", "fixed", "batch_sizes"}
 
 
@@ -61,7 +64,7 @@ class Task:
         description: one line for ``mmbench tasks``.
         modalities: column -> kind overrides.
         split: ``validation``, ``test``, ``seed``, ``group_column`` for unsplit data.
-        search: default search settings (see :data:`SEARCH_KEYS`).
+        search: default search settings (see :data:`SEARCH_KEYS`); a key set to null is left out (the default).
         data: the whole ``data`` block (provider-independent settings such as ``on_bad_rows``).
         path: the file it was read from.
         raw: the file's parsed content, logged as an artifact.
@@ -171,11 +174,15 @@ def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:
             raise ConfigError(f"{where}: modalities must map column names to kinds, got {column!r}: {kind!r}")
     split = _optional(content, "split", dict, where, {})
     _reject_unknown(split, _SPLIT_KEYS, f"{where}: split")
+    if split.get("folds") is not None and "validation" in split:
+        raise ConfigError(f"{where}: split.validation does not apply with split.folds (each fold validates on its share of "
+                          "the rows outside test); drop split.validation")
     for key in ("validation", "test"):
         if key in split and (isinstance(split[key], bool) or not isinstance(split[key], (int, float))):
             raise ConfigError(f"{where}: split.{key} must be a number, got {split[key]!r}")
-    if "seed" in split and (isinstance(split["seed"], bool) or not isinstance(split["seed"], int)):
-        raise ConfigError(f"{where}: split.seed must be an integer, got {split['seed']!r}")
+    seed = split.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SPLIT_SEED:
+        raise ConfigError(f"{where}: split.seed must be an integer in 0..{MAX_SPLIT_SEED}, got {seed!r}")
     if split.get("group_column") is not None and not isinstance(split["group_column"], str):
         raise ConfigError(f"{where}: split.group_column must be a column name, got {split['group_column']!r}")
     for key in ("allow_missing_classes", "group_duplicates"):
@@ -183,6 +190,7 @@ def parse_task(content: Any, *, source: Path | str = "<task>") -> Task:
             raise ConfigError(f"{where}: split.{key} must be true or false, got {split[key]!r}")
     search = _optional(content, "search", dict, where, {})
     _reject_unknown(search, SEARCH_KEYS, f"{where}: search")
+    search = {key: value for key, value in search.items() if value is not None}  # `patience: null` is the default
     description = _optional(content, "description", str, where, "")
     return Task(
         name=name,

@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +39,17 @@ _MAX_PARAM_LENGTH = 6000
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "15", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 MAX_WAIT_S = 25.0
+#: MLflow's ``log_batch`` limits (``mlflow.utils.validation``): entities in all, metrics, params and tags per request
+_BATCH_ENTITIES, _BATCH_METRICS, _BATCH_PARAMS_TAGS = 1000, 1000, 100
 
 
+@dataclass
+class _Held:
+    """A deferred run's metrics, params and tags, in the order they were logged (see :meth:`Tracker.deferred`)."""
+
+    metrics: list[Any] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
 
 
 class Tracker:
@@ -82,6 +93,47 @@ class Tracker:
         # fails becomes a TrackingError whose message carries no credentials
         self.client: MlflowClient = RetryingProxy(  # type: ignore[assignment]
             client, what=shown, on_failure=on_failure, give_up_after=MAX_WAIT_S)
+        self._held: dict[str, _Held] = {}  # run id -> what a deferred run has logged so far
+        self._held_lock = threading.Lock()
+        self._local = threading.local()  # .started: runs started in this thread under deferred()
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Trial runs started in this thread inside the block hold their metrics, params and tags
+        (logged from any thread) and write them in one ``log_batch`` when the run ends
+        (:meth:`finish`, :meth:`close`) or the block is left: a batched trial (``--batch-trials``)
+        then costs a handful of store writes instead of one per epoch and value. What is recorded
+        is the same (metric timestamps are those of the logging calls); only when it is written changes."""
+        self._local.started = started = []
+        try:
+            yield
+        finally:
+            self._local.started = None
+            for run_id in started:
+                self._flush(run_id)
+
+    def _hold(self, run_id: str) -> _Held | None:
+        """The held record of a deferred run (``None``: write now)."""
+        with self._held_lock:
+            return self._held.get(run_id)
+
+    def _flush(self, run_id: str) -> None:
+        """Write what a deferred run holds, in as few ``log_batch`` calls as MLflow's limits allow."""
+        from mlflow.entities import Param, RunTag
+
+        with self._held_lock:
+            held = self._held.pop(run_id, None)
+        if held is None:
+            return
+        params = [Param(key, value) for key, value in held.params.items()]
+        tags = [RunTag(key, value) for key, value in held.tags.items()]
+        metrics = held.metrics
+        while params or tags or metrics:
+            batch_params, params = params[:_BATCH_PARAMS_TAGS], params[_BATCH_PARAMS_TAGS:]
+            batch_tags, tags = tags[:_BATCH_PARAMS_TAGS], tags[_BATCH_PARAMS_TAGS:]
+            room = min(_BATCH_METRICS, _BATCH_ENTITIES - len(batch_params) - len(batch_tags))
+            batch_metrics, metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags)
 
     # -- experiments and runs ------------------------------------------------------------------
 
@@ -122,6 +174,11 @@ class Tracker:
         """Create a trial's child run and log its parameters."""
         all_tags = {**tags, f"{TAG}role": ROLE_TRIAL, "mlflow.parentRunId": parent_run_id, f"{TAG}state": "RUNNING"}
         run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+        started = getattr(self._local, "started", None)
+        if started is not None:  # inside deferred(): this run's values are held until it ends
+            with self._held_lock:
+                self._held[run.info.run_id] = _Held()
+            started.append(run.info.run_id)
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
@@ -138,9 +195,13 @@ class Tracker:
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
+        held = self._hold(run_id)
+        if held is not None:
+            held.params.update({key: _param_value(value) for key, value in params.items()})
+            return
         entries = [Param(key, _param_value(value)) for key, value in params.items()]
-        for start in range(0, len(entries), 100):
-            self.client.log_batch(run_id, params=entries[start : start + 100])
+        for start in range(0, len(entries), _BATCH_PARAMS_TAGS):
+            self.client.log_batch(run_id, params=entries[start : start + _BATCH_PARAMS_TAGS])
 
     def log_epoch(self, run_id: str, report: EpochReport) -> None:
         """Per-epoch metrics with ``step = epoch``."""
@@ -151,12 +212,19 @@ class Tracker:
 
         now = int(time.time() * 1000)
         entries = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        if entries:
+        held = self._hold(run_id)
+        if held is not None:
+            held.metrics.extend(entries)
+        elif entries:
             self.client.log_batch(run_id, metrics=entries)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
+        held = self._hold(run_id)
+        if held is not None:  # a later value of a key wins, as in MLflow
+            held.tags.update({key: str(value)[:5000] for key, value in tags.items()})
+            return
         self.client.log_batch(run_id, tags=[RunTag(key, str(value)[:5000]) for key, value in tags.items()])
 
     def log_dict(self, run_id: str, content: Any, artifact_file: str) -> None:
@@ -184,6 +252,7 @@ class Tracker:
 
     def close(self, run_id: str, status: str = "FINISHED") -> None:
         """End a run with an MLflow status, leaving mmbench's state tags as they are (see :meth:`finish`)."""
+        self._flush(run_id)
         self.client.set_terminated(run_id, status=status)
 
     def reopen(self, run_id: str) -> None:
@@ -196,6 +265,7 @@ class Tracker:
         if reason:
             tags[f"{TAG}reason"] = reason
         self.set_tags(run_id, tags)
+        self._flush(run_id)
         status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED"}.get(state, "FINISHED")
         self.client.set_terminated(run_id, status=status)
 

@@ -6,9 +6,11 @@ kernel launches, not arithmetic. Here the members' parameters are stacked every 
 Wang et al., MLSys 2021). Each member keeps its own parameters, its own AdamW (so its own learning
 rate and weight decay), its own batch order (its seed) and its own gradient clipping, so a member
 follows the same path as alone (bitwise up to floating-point reordering; dropout masks differ).
-Validation, best-epoch selection and the test score reuse :func:`~mmbench.train.loop.evaluate`
-member by member; a member that is pruned, stops early or fails leaves the stack while the
-others go on. Running out of memory halves the group and retries (:func:`fit_group`).
+Validation (every epoch) and the test score are one batched forward for the whole group, scored
+member by member with :func:`~mmbench.train.loop.logits_metrics` (what :func:`~mmbench.train.loop.evaluate`
+reports); best weights are copies of what training changes, not of the shared frozen backbone. A
+member that is pruned, stops early or fails leaves the stack while the others go on. Running out
+of memory halves the group and retries (:func:`fit_group`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from mmbench.errors import TrialError
 from mmbench.infra.signals import check_stop
 from mmbench.train.features.encoder import CachedEncoder
 from mmbench.train.guards import check_model_outputs, is_out_of_memory
-from mmbench.train.loop import (EpochReport, FitResult, TrainSettings, _past, _to_device, evaluate, fit, resolve_device,
-                                task_loss)
-from mmbench.train.metrics import metric_sign
+from mmbench.train.loop import (EpochReport, FitResult, TrainSettings, _balanced_weights, past_deadline, _to_device, batches, fit,
+                                logits_metrics, resolve_device, task_loss)
+from mmbench.train.metrics import metric_sign, tune_threshold
 from mmbench.train.model import MultimodalModel, count_parameters
 
 #: settings that may differ between members of one batch (everything else must be equal)
@@ -70,11 +72,15 @@ def can_batch(model: MultimodalModel) -> bool:
 
 def batch_key(member: Member) -> tuple:
     """Members with equal keys can share one batched model: same modules (shapes and every non-tensor
-    setting ``repr`` shows, e.g. dropout), same parameter shapes, same training settings but for
+    setting ``repr`` shows, e.g. dropout), same parameter shapes, same hyperparameters of each cached
+    encoder (those its cache entry leaves out, e.g. a pooling redone on every output: ``repr`` does not
+    show them, and the batch runs the first member's modules), same training settings but for
     :data:`PER_MEMBER_SETTINGS`."""
     shapes = tuple((name, tuple(p.shape), p.requires_grad) for name, p in member.model.named_parameters())
+    encoders = tuple((name, repr(sorted(e.params.items()))) for name, e in sorted(member.model.encoders.items())
+                     if isinstance(e, CachedEncoder))
     settings = tuple(sorted((k, v) for k, v in vars(member.settings).items() if k not in PER_MEMBER_SETTINGS))
-    return repr(member.model), shapes, settings
+    return repr(member.model), shapes, encoders, settings
 
 
 def fit_group(members: Sequence[Member], data: Mapping[str, SplitTensors], *, n_classes: int) -> list[MemberOutcome]:
@@ -106,7 +112,7 @@ def _fit_indexes(members: Sequence[Member], indexes: list[int], data: Mapping[st
             outcome.error = error
         return
     group = [members[i] for i in indexes]
-    initial = [{k: v.detach().clone() for k, v in m.model.state_dict().items()} for m in group]
+    initial = [trainable_state(m.model) for m in group]
     try:
         results = fit_batched(group, data, n_classes=n_classes)
     except RuntimeError as error:
@@ -117,7 +123,7 @@ def _fit_indexes(members: Sequence[Member], indexes: list[int], data: Mapping[st
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         for member, state in zip(group, initial):
-            member.model.load_state_dict(state)
+            restore_state(member.model, state)
         half = len(indexes) // 2
         for part in (indexes[:half], indexes[half:]):
             _fit_indexes(members, part, data, n_classes, outcomes, splits=splits + 1)
@@ -134,7 +140,12 @@ def _fit_indexes(members: Sequence[Member], indexes: list[int], data: Mapping[st
 def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
                 n_classes: int) -> list[FitResult | Exception]:
     """Train members of one structure (equal :func:`batch_key`) together; per member a result or the
-    exception its callback, a NaN loss or a deadline raised. Out-of-memory errors propagate."""
+    exception its callback, a NaN loss or a deadline raised. Out-of-memory errors propagate.
+
+    Validation each epoch and the final test score are one batched forward for all members still
+    training (every member on the same rows, so each batch of rows is gathered once), scored
+    member by member as :func:`~mmbench.train.loop.evaluate` would.
+    """
     started = time.perf_counter()
     common = members[0].settings
     device = resolve_device(common.device)
@@ -149,15 +160,32 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
     optimizers = [torch.optim.AdamW([own[i][n] for n in names], lr=m.settings.lr, weight_decay=m.settings.weight_decay)
                   for i, m in enumerate(members)]
     generators = [torch.Generator(device="cpu").manual_seed(m.settings.seed) for m in members]
-    loss_fn = task_loss(base, common.loss)
+    weights = _balanced_weights(splits["train"].labels, n_classes) if common.class_weight == "balanced" else None
+    loss_fn = task_loss(base, common.loss, class_weight=None if weights is None else weights.to(device))
     use_amp = common.amp and device.type == "cuda"
     autocast = (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
 
-    def member_loss(params: dict[str, torch.Tensor], inputs: dict, target: torch.Tensor) -> torch.Tensor:
+    def member_logits(params: dict[str, torch.Tensor], inputs: dict) -> torch.Tensor:
         logits, _ = torch.func.functional_call(base, {**params, **shared}, (inputs,))
-        return loss_fn(logits, target)
+        return logits
 
-    batched_loss = torch.vmap(member_loss, randomness="different")
+    batched_loss = torch.vmap(lambda params, inputs, target: loss_fn(member_logits(params, inputs), target), randomness="different")
+    same_rows_logits = torch.vmap(member_logits, in_dims=(0, None))
+
+    def stacked(indexes: list[int]) -> dict[str, torch.Tensor]:
+        return {n: torch.stack([own[i][n] for i in indexes]) for n in names}
+
+    @torch.no_grad()
+    def predict(indexes: list[int], split: SplitTensors) -> torch.Tensor:
+        """``(len(indexes), rows, outputs)`` logits in eval mode, as :func:`~mmbench.train.loop.predict_logits` per member."""
+        base.eval()  # functional_call runs base's modules: its mode is every member's
+        params = stacked(indexes)
+        chunks = []
+        for inputs, _ in batches(split, common.batch_size * 4, device):
+            with autocast():
+                chunks.append(same_rows_logits(params, inputs).float())
+        return torch.cat(chunks, dim=1)
+
     tracks = [_Track() for _ in members]
     results: list[FitResult | Exception | None] = [None] * len(members)
     active = list(range(len(members)))
@@ -165,16 +193,14 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
     stopped: str | None = None
     for epoch in range(1, common.max_epochs + 1):
         epoch_started = time.perf_counter()
-        for i in active:
-            members[i].model.train()
+        base.train()
         orders = torch.stack([torch.randperm(len(train), generator=generators[i]) for i in active]).to(train.labels.device)
         total = torch.zeros(len(active), device=device)
         seen = 0
         for start in range(0, len(train), common.batch_size):
             inputs, target = train.select(orders[:, start : start + common.batch_size])  # (K, B, ...)
-            stacked = {n: torch.stack([own[i][n] for i in active]) for n in names}
             with autocast():
-                losses = batched_loss(stacked, inputs, target)
+                losses = batched_loss(stacked(active), inputs, target)
             for i in active:
                 optimizers[i].zero_grad(set_to_none=True)
             losses.sum().backward()  # members are independent: each leaf gets its own member's gradient
@@ -184,16 +210,18 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
                 optimizers[i].step()
             total.add_(losses.detach(), alpha=target.shape[1])
             seen += target.shape[1]
-            if _past(common.deadline):
+            if past_deadline(common.deadline):
                 stopped = "time_limit"
                 break
         if stopped and tracks[active[0]].history:
             break
         train_losses = (total / max(1, seen)).tolist()
+        validation = predict(active, splits["validation"])
         still = []
-        for i, train_loss in zip(active, train_losses):
+        for row, (i, train_loss) in enumerate(zip(active, train_losses)):
             try:
-                if tracks[i].epoch(members[i], epoch, train_loss, splits, n_classes, epoch_started):
+                if tracks[i].epoch(members[i], epoch, train_loss, validation[row], splits["validation"].labels, n_classes,
+                                   epoch_started):
                     still.append(i)
             except Exception as error:  # noqa: BLE001 - pruned or failed: this member leaves the stack
                 results[i] = error
@@ -201,13 +229,32 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
         check_stop(f"after epoch {epoch}")
         if not active or stopped:
             break
-        if _past(common.deadline):
+        if past_deadline(common.deadline):
             stopped = "time_limit"
             break
-    for i, member in enumerate(members):
-        if results[i] is None:
-            results[i] = tracks[i].result(member, splits, n_classes, started, device, stopped)
+    finished = [i for i in range(len(members)) if results[i] is None]
+    for i in finished:
+        tracks[i].restore(members[i].model)
+    if finished:
+        multi_label = splits["validation"].labels.dim() == 2  # its decision threshold is tuned on validation
+        validation = predict(finished, splits["validation"]) if multi_label else None
+        test = predict(finished, splits["test"])
+        for row, i in enumerate(finished):
+            results[i] = tracks[i].result(members[i], None if validation is None else validation[row], test[row], splits,
+                                          n_classes, started, device, stopped)
     return results  # type: ignore[return-value]
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the state a member's training can change: everything but its frozen parameters
+    (the cached encoder's backbone, shared by every member and never trained)."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in frozen}
+
+
+def restore_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a :func:`trainable_state` copy back (the frozen parameters it leaves out never changed)."""
+    model.load_state_dict(state, strict=not any(not p.requires_grad for p in model.parameters()))
 
 
 @dataclass
@@ -220,34 +267,42 @@ class _Track:
     stale: int = 0
     history: list[EpochReport] = field(default_factory=list)
 
-    def epoch(self, member: Member, epoch: int, train_loss: float, splits: Mapping[str, SplitTensors],
+    def epoch(self, member: Member, epoch: int, train_loss: float, logits: torch.Tensor, labels: torch.Tensor,
               n_classes: int, epoch_started: float) -> bool:
-        """Validate one epoch and call the member's callback; False once patience runs out."""
+        """Score one epoch's validation logits and call the member's callback; False once patience runs out."""
         settings = member.settings
         if not math.isfinite(train_loss):
             raise TrialError(f"training loss became {train_loss} at epoch {epoch}; lower train.lr or check the data")
-        use_amp = settings.amp and splits["validation"].labels.device.type == "cuda"
-        validation = evaluate(member.model, splits["validation"], n_classes=n_classes,
-                              batch_size=settings.batch_size * 4, use_amp=use_amp)
+        validation = logits_metrics(member.model, logits, labels, n_classes=n_classes)
         report = EpochReport(epoch, train_loss, validation, time.perf_counter() - epoch_started)
         self.history.append(report)
         score = metric_sign(settings.metric) * validation[settings.metric]
         if score > self.best_score:
             self.best_score, self.best_epoch, self.stale = score, epoch, 0
-            self.best_state = {k: v.detach().clone() for k, v in member.model.state_dict().items()}
+            self.best_state = trainable_state(member.model)
         else:
             self.stale += 1
         if member.on_epoch is not None:
             member.on_epoch(report)
         return self.stale < settings.patience
 
-    def result(self, member: Member, splits: Mapping[str, SplitTensors], n_classes: int, started: float,
-               device: torch.device, stopped: str | None) -> FitResult:
+    def restore(self, model: nn.Module) -> None:
+        """Back to the weights of the best epoch."""
         if self.best_state is not None:
-            member.model.load_state_dict(self.best_state)
+            restore_state(model, self.best_state)
+
+    def result(self, member: Member, validation_logits: torch.Tensor | None, test_logits: torch.Tensor,
+               splits: Mapping[str, SplitTensors], n_classes: int, started: float, device: torch.device,
+               stopped: str | None) -> FitResult:
+        """The member's :class:`FitResult` from its best-epoch logits (validation ones: multi-label only)."""
         settings = member.settings
-        test = evaluate(member.model, splits["test"], n_classes=n_classes, batch_size=settings.batch_size * 4,
-                        use_amp=settings.amp and device.type == "cuda")
-        return FitResult(best_epoch=self.best_epoch, validation=self.history[self.best_epoch - 1].validation, test=test,
-                         history=self.history, n_parameters=count_parameters(member.model),
-                         seconds=time.perf_counter() - started, device=str(device), stopped=stopped)
+        validation, threshold = self.history[self.best_epoch - 1].validation, 0.5
+        if validation_logits is not None:
+            labels = splits["validation"].labels
+            threshold = tune_threshold(validation_logits, labels, settings.metric)
+            validation = {**logits_metrics(member.model, validation_logits, labels, n_classes=n_classes, threshold=threshold),
+                          "threshold": threshold}
+        test = logits_metrics(member.model, test_logits, splits["test"].labels, n_classes=n_classes, threshold=threshold)
+        return FitResult(best_epoch=self.best_epoch, validation=validation, test=test, history=self.history,
+                         n_parameters=count_parameters(member.model), seconds=time.perf_counter() - started,
+                         device=str(device), stopped=stopped)

@@ -94,7 +94,7 @@ def frame(dataset: datasets.Dataset, columns: Columns) -> pd.DataFrame:
 
     parts = {c: pd.to_numeric(pd.Series(dataset[c]), errors="coerce").astype("float64") for c in columns.numeric}
     parts.update({c: pd.Series([("" if v is None else str(v)) for v in dataset[c]], dtype=object) for c in columns.categorical + columns.text})
-    table = pd.DataFrame(parts)
+    table = pd.DataFrame(parts, index=pd.RangeIndex(len(dataset)))  # one row per example even with no columns (audio/image tasks)
     for column in columns.embedding:
         vectors = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in dataset[column]])
         table = pd.concat([table, pd.DataFrame(vectors, columns=[f"{column}[{i}]" for i in range(vectors.shape[1])])], axis=1)

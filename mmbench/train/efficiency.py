@@ -9,8 +9,11 @@ measured around each trial's training by :class:`mmbench.train.memory.PeakMemory
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -23,6 +26,40 @@ if TYPE_CHECKING:
 N_SINGLE = 16
 #: batch size of the batched latency
 BATCH_SIZE = 256
+#: rows timed at most for the batched latency
+MAX_ROWS = 2048
+
+_shared = threading.local()  # .memo: this thread's group's measurements (shared_latency)
+_memo_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_latency(memo: dict) -> Iterator[None]:
+    """In this thread, reuse the latency measured for a model of the same structure on the same rows.
+
+    The members of a batch (``--batch-trials``) have identical modules and shapes, so the same
+    inference cost: timing each of them again measures the same arithmetic. Threads that pass the
+    same ``memo`` share it; each member still records the metrics.
+    """
+    _shared.memo = memo
+    try:
+        yield
+    finally:
+        _shared.memo = None
+
+
+def _latency(model: MultimodalModel, split: SplitTensors, *, batch_size: int, max_rows: int) -> float:
+    """:func:`measure_latency`, or the measurement of the same structure under :func:`shared_latency`."""
+    memo = getattr(_shared, "memo", None)
+    if memo is None:
+        return measure_latency(model, split, batch_size=batch_size, max_rows=max_rows)
+    shapes = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+    rows = tuple((value.data_ptr(), tuple(value.shape)) for fields in split.inputs.values() for value in fields.values())
+    key = (repr(model), shapes, rows, batch_size, max_rows, str(next(model.parameters(), torch.empty(0)).device))
+    with _memo_lock:  # the first member times it, the others wait for its figure
+        if key not in memo:
+            memo[key] = measure_latency(model, split, batch_size=batch_size, max_rows=max_rows)
+        return memo[key]
 
 
 def _synchronize(model: torch.nn.Module) -> None:
@@ -32,7 +69,7 @@ def _synchronize(model: torch.nn.Module) -> None:
 
 
 def measure_latency(model: MultimodalModel, split: SplitTensors, *, batch_size: int = BATCH_SIZE,
-                    max_rows: int = 2048) -> float:
+                    max_rows: int = MAX_ROWS) -> float:
     """Inference milliseconds per example, in batches of ``batch_size``, after one warm-up pass.
 
     Args:
@@ -75,6 +112,6 @@ def efficiency_metrics(model: MultimodalModel, result: Any, split: SplitTensors)
     if epochs:
         metrics["train_epoch_s"] = statistics.fmean(epochs)
     if len(split):
-        metrics["latency_ms_b1"] = measure_latency(model, split, batch_size=1, max_rows=N_SINGLE)
-        metrics["latency_ms_batched"] = measure_latency(model, split, batch_size=BATCH_SIZE)
+        metrics["latency_ms_b1"] = _latency(model, split, batch_size=1, max_rows=N_SINGLE)
+        metrics["latency_ms_batched"] = _latency(model, split, batch_size=BATCH_SIZE, max_rows=MAX_ROWS)
     return metrics

@@ -210,7 +210,7 @@ def _fit(
             optimizer.step()
             total.add_(loss.detach(), alpha=target.shape[0])  # one op, no host sync per step
             seen += target.shape[0]
-            if _past(settings.deadline):
+            if past_deadline(settings.deadline):
                 stopped = "time_limit"
                 break
         if stopped and history:  # the epochs before were complete: keep the best of them
@@ -232,7 +232,7 @@ def _fit(
         check_stop(f"after epoch {epoch}")  # SIGINT/SIGTERM: this epoch is reported, stop here
         if stopped or stale >= settings.patience:
             break
-        if _past(settings.deadline):
+        if past_deadline(settings.deadline):
             stopped = "time_limit"
             break
     if best_state is not None:
@@ -254,7 +254,8 @@ def _fit(
     )
 
 
-def _past(deadline: float | Callable[[], bool] | None) -> bool:
+def past_deadline(deadline: float | Callable[[], bool] | None) -> bool:
+    """Whether ``deadline`` (a ``time.monotonic()`` value, or a callable saying so) has passed; never for ``None``."""
     if deadline is None:
         return False
     return deadline() if callable(deadline) else time.monotonic() >= deadline
@@ -278,7 +279,13 @@ def evaluate(model: MultimodalModel, split: SplitTensors, *, n_classes: int, bat
     """Loss and the task's metrics (:func:`~mmbench.train.metrics.task_metrics`; ``threshold``: a
     multi-label task's decision threshold) of a split."""
     logits = predict_logits(model, split, batch_size=batch_size, use_amp=use_amp)
-    target = split.labels.to(logits.device)
+    return logits_metrics(model, logits, split.labels, n_classes=n_classes, threshold=threshold)
+
+
+def logits_metrics(model: MultimodalModel, logits: torch.Tensor, labels: torch.Tensor, *, n_classes: int,
+                   threshold: float = 0.5) -> dict[str, float]:
+    """What :func:`evaluate` reports, from logits already computed (a batched group's, :mod:`mmbench.train.batched`)."""
+    target = labels.to(logits.device)
     metrics = task_metrics(logits, target, n_classes, threshold=threshold)
     metrics["loss"] = task_loss(model, "mse")(logits, target).item()
     return metrics

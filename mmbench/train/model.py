@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -63,6 +64,10 @@ def preprocessors_for(config: TrialConfig, schema: Schema, registry: Registry) -
     return chosen
 
 
+#: held while a model is built: its components' seeds are torch's global one
+_BUILDING = threading.Lock()
+
+
 def build_model(config: TrialConfig, infos: Mapping[str, ModalityInfo], n_outputs: int, registry: Registry, *,
                 prebuilt: Mapping[str, Encoder] | None = None, target_scale: tuple[float, float] | None = None) -> MultimodalModel:
     """Instantiate the configuration's encoders and fusion, seeded by ``config.seed``.
@@ -73,16 +78,17 @@ def build_model(config: TrialConfig, infos: Mapping[str, ModalityInfo], n_output
     see :class:`MultimodalModel` (``schema.target_scale`` of a regression task).
     """
     encoders: dict[str, Encoder] = {}
-    for modality in config.encoders:
-        if prebuilt and modality in prebuilt:
-            encoders[modality] = prebuilt[modality]
-            continue
-        _seed_component(config.seed, f"encoder.{modality}")
-        encoders[modality] = registry.create_encoder(config.encoders[modality], infos[modality], **config.encoder_params[modality])
-    dims = {modality: int(encoder.out_dim) for modality, encoder in encoders.items()}
-    _seed_component(config.seed, "fusion")
-    fusion = registry.create_fusion(config.fusion, dims, n_outputs, **config.fusion_params)
-    return MultimodalModel(encoders, fusion, build_auxiliary(config.train, dims), target_scale=target_scale)
+    with _BUILDING:  # torch's seed is global: trials built at once (--batch-trials, --n-jobs) would draw each other's
+        for modality in config.encoders:
+            if prebuilt and modality in prebuilt:
+                encoders[modality] = prebuilt[modality]
+                continue
+            _seed_component(config.seed, f"encoder.{modality}")
+            encoders[modality] = registry.create_encoder(config.encoders[modality], infos[modality], **config.encoder_params[modality])
+        dims = {modality: int(encoder.out_dim) for modality, encoder in encoders.items()}
+        _seed_component(config.seed, "fusion")
+        fusion = registry.create_fusion(config.fusion, dims, n_outputs, **config.fusion_params)
+        return MultimodalModel(encoders, fusion, build_auxiliary(config.train, dims), target_scale=target_scale)
 
 
 def _seed_component(seed: int, role: str) -> None:

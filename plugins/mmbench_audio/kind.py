@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from mmbench import ModalityInfo, ModalityKind, Preprocessor
+from mmbench import Degradation, ModalityInfo, ModalityKind, Preprocessor, audio_rate
+from mmbench_audio.degrade import bandlimit, noise
 
 
 class AudioKind(ModalityKind):
@@ -15,6 +17,16 @@ class AudioKind(ModalityKind):
     info_fields = ("sample_rate", "n_samples")
     extensions = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
     example_sizes = {"sample_rate": 8000, "n_samples": 4000}
+    degradations = {
+        "noise": Degradation(noise, {"snr_db": (None, -60.0, 120.0)}),
+        "bandlimit": Degradation(bandlimit, {"low_hz": (0.0, 0.0, 1e6), "high_hz": (None, 1.0, 1e6)}),
+    }
+
+    @classmethod
+    def check_file(cls, path: str) -> None:
+        """A regular file whose header libsndfile reads."""
+        super().check_file(path)
+        audio_rate(str(Path(path)))
 
     @classmethod
     def default_preprocessor(cls, info: ModalityInfo) -> Preprocessor:

@@ -45,6 +45,7 @@ class FilesProvider(DatasetProvider):
 
     def load(self, context: LoadContext) -> RawData:
         context = context or LoadContext()
+        self._check_types()
         given = {key for key in ("train", "validation", "test") if self.settings.get(key)}
         if self.settings.get("path") and given:
             raise ConfigError("files: give either 'path' or 'train'/'validation'/'test', not both")
@@ -65,6 +66,15 @@ class FilesProvider(DatasetProvider):
             bases[split] = context.resolve(self.settings["base_dir"]) if self.settings.get("base_dir") else paths[0].parent
         return RawData(splits=splits, base_dir=bases, sources=sources)
 
+    def _check_types(self) -> None:
+        """Options arrive untyped from YAML: a path is text (``path`` and the split files: or a list of them)."""
+        for key in ("path", "train", "validation", "test", "format", "base_dir"):
+            value = self.settings.get(key)
+            listed = key not in ("format", "base_dir") and isinstance(value, list) and bool(value)
+            if value is not None and not isinstance(value, str) and not (listed and all(isinstance(v, str) for v in value)):
+                wanted = "text" if key in ("format", "base_dir") else "a file path or a list of file paths"
+                raise ConfigError(f"files: option '{key}' must be {wanted}, got {value!r:.60}")
+
     def _read(self, paths: list[Path]) -> Any:
         import datasets
         import pandas as pd
@@ -75,9 +85,11 @@ class FilesProvider(DatasetProvider):
         try:
             return datasets.Dataset.from_pandas(frame, preserve_index=False)
         except Exception as error:  # noqa: BLE001 - pyarrow raises many types on mixed columns
-            raise DataError(
-                f"{' + '.join(map(str, paths))}: cannot convert to a dataset ({one_line(error, 200)})"
-            ) from None
+            place = " + ".join(map(str, paths))
+            odd = _odd_cell(frame)
+            if odd:
+                raise DataError(f"{place}, {odd}") from None
+            raise DataError(f"{place}: cannot convert to a dataset ({one_line(error, 200)})") from None
 
     def _frame(self, path: Path) -> Any:
         import pandas as pd
@@ -111,3 +123,38 @@ def _integral_floats_as_integers(frame: Any) -> Any:
             if len(present) and (present == present.round()).all() and present.abs().max() < 2**53:
                 frame[column] = series.astype("Int64")
     return frame
+
+
+def _odd_cell(frame: Any) -> str | None:
+    """``row R: column 'C' holds ...`` for the first cell whose sort of value (number, text, list,
+    mapping) differs from most of its column's (a path column holding ``7`` or ``{"a": 1}``), else ``None``."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        sorts = [None if _is_missing(v) else _sort_of(v) for v in frame[column]]
+        present = [sort for sort in sorts if sort is not None]
+        if len(set(present)) < 2:
+            continue
+        usual = max(sorted(set(present)), key=present.count)
+        row = next(r for r, sort in enumerate(sorts) if sort not in (None, usual))
+        value = " ".join(repr(frame[column].iloc[row]).split())  # an array's repr spans lines
+        return f"row {row}: column '{column}' holds {sorts[row]} ({value:.60}) where its other rows hold {usual}; a column holds one sort of value"
+    return None
+
+
+def _sort_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
+        return "a list"
+    return type(value).__name__
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

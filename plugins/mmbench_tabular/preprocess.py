@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mmbench import DataError, ModalityInfo, Preprocessor, Tensors
+from mmbench import DataError, ModalityInfo, Preprocessor, Tensors, read_columns
 
 if TYPE_CHECKING:
     import datasets
@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 
 def is_numeric_column(split: datasets.Dataset, column: str) -> bool:
     """Whether the column's Arrow type is a number or a boolean."""
+    return _is_number_type(split.data.schema.field(column).type)
+
+
+def _is_number_type(kind: Any) -> bool:
     import pyarrow as pa
 
-    kind = split.data.schema.field(column).type
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind)
 
 
@@ -76,9 +79,10 @@ class TabularPreprocessor(Preprocessor):
         self.mean = np.nan_to_num(mean, nan=0.0).astype(np.float32)
         self.std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0).astype(np.float32)
         self.codes = []
+        table = read_columns(train, self.categorical)
         for column in self.categorical:
             counts: dict[str, int] = {}
-            for value in train[column]:
+            for value in table.column(column).to_pylist():
                 if not _missing(value):
                     counts[str(value)] = counts.get(str(value), 0) + 1
             ranked = sorted(counts, key=lambda v: (-counts[v], v))[: self.max_categories]
@@ -96,19 +100,30 @@ class TabularPreprocessor(Preprocessor):
         numbers = (self._numbers(split) - self.mean) / self.std
         numbers = np.nan_to_num(numbers, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
         categories = np.zeros((split.num_rows, len(self.categorical)), dtype=np.int64)
+        table = read_columns(split, self.categorical)
         for index, (column, codes) in enumerate(zip(self.categorical, self.codes)):
-            categories[:, index] = [0 if _missing(v) else codes.get(str(v), 0) for v in split[column]]
+            categories[:, index] = [0 if _missing(v) else codes.get(str(v), 0) for v in table.column(column).to_pylist()]
         return {"numeric": torch.from_numpy(numbers), "categorical": torch.from_numpy(categories)}
 
     def _numbers(self, split: datasets.Dataset) -> np.ndarray:
+        """The numeric columns as ``(rows, columns)`` floats, NaN where missing; one read of the split
+        (a read per column is quadratic in the number of columns: 2,000 of them took minutes)."""
+        import pyarrow as pa
+
         out = np.empty((split.num_rows, len(self.numeric)), dtype=np.float64)
+        table = read_columns(split, self.numeric)
         for index, column in enumerate(self.numeric):
+            array = table.column(column)
+            if _is_number_type(array.type):
+                out[:, index] = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+                continue
+            values = array.to_pylist()  # declared numeric, stored otherwise: numbers written as text
             try:
-                out[:, index] = np.array([np.nan if v is None else v for v in split[column]], dtype=np.float64)
+                out[:, index] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             except (TypeError, ValueError):
-                row = next(r for r, v in enumerate(split[column]) if not _number_like(v))
+                row = next(r for r, v in enumerate(values) if not _number_like(v))
                 raise DataError(
-                    f"column '{column}', row {row}: numeric column holds {split[column][row]!r}; declare it 'categorical' under modalities:"
+                    f"column '{column}', row {row}: numeric column holds {values[row]!r}; declare it 'categorical' under modalities:"
                 ) from None
         return out
 

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from mmbench import ModalityInfo, ModalityKind, Preprocessor
+from mmbench import Degradation, ModalityInfo, ModalityKind, Preprocessor, Rngs, replace_column
+
+if TYPE_CHECKING:
+    import datasets
+    import numpy as np
 
 _WORDS = "the a cat dog sat on mat red blue big small ran fast slow and".split()
+
+
+def token_dropout(
+    splits: Mapping[str, datasets.Dataset], columns: Sequence[str], op: Mapping[str, Any], rngs: Rngs
+) -> dict[str, datasets.Dataset]:
+    """``data.degrade``'s ``token_dropout``: each word dropped with probability ``p`` (a missing text stays missing)."""
+    (column,) = columns
+    return {name: _dropped(split, column, op["p"], rngs(name)) for name, split in splits.items()}
+
+
+def _dropped(split: datasets.Dataset, column: str, p: float, rng: np.random.Generator) -> datasets.Dataset:
+    kept = []
+    for text in split[column]:
+        if text is None:
+            kept.append(None)
+            continue
+        words = str(text).split()
+        keep = rng.random(len(words)) >= p
+        kept.append(" ".join(w for w, k in zip(words, keep) if k))
+    return replace_column(split, column, kept)
 
 
 class TextKind(ModalityKind):
@@ -16,6 +41,7 @@ class TextKind(ModalityKind):
     description = "strings; word vocabulary fitted on train -> ids + mask"
     info_fields = ("vocab_size", "seq_len")
     example_sizes = {"vocab_size": 30, "seq_len": 7}
+    degradations = {"token_dropout": Degradation(token_dropout, {"p": (None, 0.0, 1.0)})}
 
     @classmethod
     def default_preprocessor(cls, info: ModalityInfo) -> Preprocessor:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from mmbench import ModalityInfo, ModalityKind, Preprocessor
+from mmbench import MediaError, ModalityInfo, ModalityKind, Preprocessor, frame_files, one_line
 
 
 class VideoKind(ModalityKind):
@@ -15,6 +17,25 @@ class VideoKind(ModalityKind):
     info_fields = ("n_frames", "channels", "image_size")
     extensions = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
     example_sizes = {"n_frames": 3, "channels": 3, "image_size": (16, 16)}
+
+    @classmethod
+    def check_file(cls, path: str) -> None:
+        """A folder holding frame images, or a regular file in which PyAV finds a video stream."""
+        if os.path.isdir(path):  # os.path: False, not an error, for a name too long to stat
+            if not frame_files(path):
+                raise MediaError(f"frame folder '{path}' holds no image")
+            return
+        super().check_file(path)
+        try:
+            import av
+        except ImportError:
+            raise MediaError("video files need PyAV: pip install 'mmbench[video]'") from None
+        try:
+            with av.open(str(Path(path))) as container:
+                if not container.streams.video:
+                    raise MediaError(f"'{path}' has no video stream")
+        except av.FFmpegError as error:
+            raise MediaError(f"cannot decode video '{path}' ({one_line(error, 200)})") from None
 
     @classmethod
     def default_preprocessor(cls, info: ModalityInfo) -> Preprocessor:

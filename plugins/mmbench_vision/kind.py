@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from mmbench import ModalityInfo, ModalityKind, Preprocessor
+from mmbench import Degradation, MediaError, ModalityInfo, ModalityKind, Preprocessor, one_line
+from mmbench_vision.degrade import blur, occlude, pca
 
 
 class ImageKind(ModalityKind):
@@ -15,6 +17,23 @@ class ImageKind(ModalityKind):
     info_fields = ("channels", "image_size")
     extensions = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
     example_sizes = {"channels": 3, "image_size": (16, 16)}
+    degradations = {
+        "pca": Degradation(pca, {"remove": (None, 0.0, 0.999)}),
+        "blur": Degradation(blur, {"sigma": (None, 0.0, 100.0)}),
+        "occlude": Degradation(occlude, {"fraction": (None, 0.0, 1.0)}),
+    }
+
+    @classmethod
+    def check_file(cls, path: str) -> None:
+        """A regular file whose header Pillow accepts (``verify`` reads no pixels)."""
+        super().check_file(path)
+        from PIL import Image
+
+        try:
+            with Image.open(Path(path)) as image:
+                image.verify()
+        except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad files
+            raise MediaError(f"cannot decode image '{path}' ({one_line(error, 200)})") from None
 
     @classmethod
     def default_preprocessor(cls, info: ModalityInfo) -> Preprocessor:

@@ -1,14 +1,12 @@
-"""Degradations for the robustness protocol: tabular/text operations and media corruptions."""
+"""Degradations for the robustness protocol: the ``data.degrade`` block, applied through each kind's operations."""
 
 from mmbench._lazy import lazy_exports
 
 _exports = lazy_exports(
     __name__,
     {
-        "OPERATIONS": ".base",
         "degrade": ".base",
-        "degrade_audio": ".media",
-        "degrade_images": ".media",
+        "operations": ".base",
         "parse_degrade": ".base",
     },
 )

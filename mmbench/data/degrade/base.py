@@ -16,7 +16,9 @@ its value is a list of operations applied in order::
         Description: [{op: token_dropout, p: 0.3}]
         tabular: [{op: mask, p: 0.2}]
 
-Operations (parameters and defaults):
+Each operation belongs to a modality kind (:attr:`mmbench.ModalityKind.degradations`): the
+registry is asked which operations the target column's kind offers, the kind's plugin applies
+them. The built-in kinds offer (parameters and defaults):
 
 * image: ``pca`` (``remove``: share of the variance removed by reconstructing every image from
   the fewest leading principal components, fitted on train, that keep ``1 - remove`` of it),
@@ -25,7 +27,8 @@ Operations (parameters and defaults):
 * audio: ``noise`` (white noise at ``snr_db`` decibels of signal-to-noise ratio per clip),
   ``bandlimit`` (``low_hz`` = 0 and ``high_hz``: frequencies outside are removed).
 * text: ``token_dropout`` (each word dropped with probability ``p``).
-* tabular: ``mask`` (each cell set missing with probability ``p``).
+* tabular (numeric and categorical columns): ``mask`` (each cell set to the kind's missing value
+  with probability ``p``).
 
 Every operation also takes ``seed`` (default: the split seed).
 """
@@ -38,26 +41,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmbench.data.kinds import kind_name
 from mmbench.errors import ConfigError, unknown_name_message
 
 if TYPE_CHECKING:
     import datasets
 
-#: kind -> operation -> {parameter: (default or None if required, minimum, maximum)}
-OPERATIONS: dict[str, dict[str, dict[str, tuple[float | None, float, float]]]] = {
-    "image": {
-        "pca": {"remove": (None, 0.0, 0.999)},
-        "blur": {"sigma": (None, 0.0, 100.0)},
-        "occlude": {"fraction": (None, 0.0, 1.0)},
-    },
-    "audio": {
-        "noise": {"snr_db": (None, -60.0, 120.0)},
-        "bandlimit": {"low_hz": (0.0, 0.0, 1e6), "high_hz": (None, 1.0, 1e6)},
-    },
-    "text": {"token_dropout": {"p": (None, 0.0, 1.0)}},
-    "tabular": {"mask": {"p": (None, 0.0, 1.0)}},
-}
-_TABULAR = ("tabular", "numeric", "categorical")
+    from mmbench.modalities import Degradation
+
+
+def operations() -> dict[str, Mapping[str, Degradation]]:
+    """Kind -> operation name -> :class:`~mmbench.Degradation`, for every registered kind that offers some."""
+    from mmbench.registry import get_registry
+
+    registry = get_registry()
+    tables = {name: registry.get_kind(name).degradations for name in registry.list_kinds()}
+    return {name: table for name, table in tables.items() if table}
 
 
 def parse_degrade(block: Any, where: str) -> dict[str, list[dict[str, Any]]]:
@@ -68,7 +67,8 @@ def parse_degrade(block: Any, where: str) -> dict[str, list[dict[str, Any]]]:
     """
     if not isinstance(block, Mapping):
         raise ConfigError(f"{where}: data.degrade must map columns or kinds to lists of operations, got {block!r}")
-    known = {op for ops in OPERATIONS.values() for op in ops}
+    tables = operations()
+    known = {op for ops in tables.values() for op in ops}
     parsed: dict[str, list[dict[str, Any]]] = {}
     for target, ops in block.items():
         if isinstance(ops, Mapping):
@@ -82,8 +82,7 @@ def parse_degrade(block: Any, where: str) -> dict[str, list[dict[str, Any]]]:
                 raise ConfigError(
                     f"{where}: data.degrade.{target}: {unknown_name_message('degradation', str(name), sorted(known))}"
                 )
-            kind = next(k for k, table in OPERATIONS.items() if name in table)
-            params = OPERATIONS[kind][name]
+            params = _operation(tables, target, name).params
             for key, value in op.items():
                 if key in ("op", "seed"):
                     continue
@@ -105,6 +104,13 @@ def parse_degrade(block: Any, where: str) -> dict[str, list[dict[str, Any]]]:
     return parsed
 
 
+def _operation(tables: Mapping[str, Mapping[str, Degradation]], target: str, name: str) -> Degradation:
+    """Operation ``name`` of the kind ``target`` names if it offers it, else of the first kind that does
+    (a column target's kind is known only with the data; :func:`degrade` checks it fits)."""
+    own = tables.get(kind_name(target), {})
+    return own[name] if name in own else next(table[name] for table in tables.values() if name in table)
+
+
 def degrade(
     splits: Mapping[str, datasets.Dataset], kinds: Mapping[str, str], block: Mapping[str, Any], *, seed: int
 ) -> dict[str, datasets.Dataset]:
@@ -120,86 +126,36 @@ def degrade(
         ConfigError: a target that is no column or kind in use, or an operation that does not
             fit the target's kind.
     """
+    tables = operations()
     out = dict(splits)
     for target, ops in parse_degrade(block, "data.degrade").items():
         columns = _targets(target, kinds)
         for index, op in enumerate(ops):
-            kind = _kind_of(kinds[columns[0]])
-            if op["op"] not in OPERATIONS[kind]:
-                valid = ", ".join(OPERATIONS[kind])
+            kind = kind_name(kinds[columns[0]])
+            if kind not in tables:
+                raise ConfigError(f"data.degrade: no degradation for {kind} columns; available for {', '.join(tables)}")
+            if op["op"] not in tables[kind]:
+                valid = ", ".join(tables[kind])
                 raise ConfigError(f"data.degrade.{target}: '{op['op']}' does not apply to {kind} columns; {kind} takes: {valid}")
+            operation = tables[kind][op["op"]]
             op_seed = int(op.get("seed", seed))
-            if kind == "tabular":
-                out = _each_split(out, lambda split, rng, c=columns, p=op["p"]: _mask(split, c, p, rng), op_seed, target, index)
+            if not operation.per_column:
+                out = operation.apply(out, columns, op, _rng_factory(op_seed, target, index))
                 continue
             for column in columns:
-                if kind == "image":
-                    from mmbench.data.degrade.media import degrade_images
-
-                    out = degrade_images(out, column, op, _rng_factory(op_seed, column, index))
-                elif kind == "audio":
-                    from mmbench.data.degrade.media import degrade_audio
-
-                    out = degrade_audio(out, column, op, _rng_factory(op_seed, column, index))
-                else:
-                    out = _each_split(
-                        out, lambda split, rng, c=column, p=op["p"]: _token_dropout(split, c, p, rng), op_seed, column, index
-                    )
+                out = operation.apply(out, [column], op, _rng_factory(op_seed, column, index))
     return out
 
 
 def _targets(target: str, kinds: Mapping[str, str]) -> list[str]:
     if target in kinds:
         return [target]
-    columns = [c for c, k in kinds.items() if k == target or (target == "tabular" and k in _TABULAR)]
+    columns = [c for c, k in kinds.items() if target in (k, kind_name(k))]
     if not columns:
         raise ConfigError(f"data.degrade: '{target}' is neither a column in use nor the kind of one; columns: {', '.join(kinds)}")
     return columns
 
 
-def _kind_of(kind: str) -> str:
-    if kind in _TABULAR:
-        return "tabular"
-    if kind not in OPERATIONS:
-        raise ConfigError(f"data.degrade: no degradation for {kind} columns; available for {', '.join(OPERATIONS)}")
-    return kind
-
-
 def _rng_factory(seed: int, target: str, index: int) -> Any:
     """split name -> a generator unique to (seed, target, operation, split)."""
     return lambda split_name: np.random.default_rng([seed, zlib.crc32(target.encode()), index, zlib.crc32(split_name.encode())])
-
-
-def _each_split(
-    splits: Mapping[str, datasets.Dataset], apply: Any, seed: int, target: str, index: int
-) -> dict[str, datasets.Dataset]:
-    rng_for = _rng_factory(seed, target, index)
-    return {name: apply(split, rng_for(name)) for name, split in splits.items()}
-
-
-def _token_dropout(split: datasets.Dataset, column: str, p: float, rng: np.random.Generator) -> datasets.Dataset:
-    from mmbench.data.bad_rows import replace_column
-
-    kept = []
-    for text in split[column]:
-        if text is None:
-            kept.append(None)
-            continue
-        words = str(text).split()
-        keep = rng.random(len(words)) >= p
-        kept.append(" ".join(w for w, k in zip(words, keep) if k))
-    return replace_column(split, column, kept)
-
-
-def _mask(split: datasets.Dataset, columns: list[str], p: float, rng: np.random.Generator) -> datasets.Dataset:
-    import pyarrow as pa
-
-    from mmbench.data.bad_rows import replace_column
-
-    hidden = rng.random((split.num_rows, len(columns))) < p
-    for index, column in enumerate(columns):
-        array = split.with_format("arrow")[column]
-        array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-        keep = pa.array(~hidden[:, index])
-        split = replace_column(split, column, pa.compute.if_else(keep, array, pa.scalar(None, type=array.type)))
-    return split

@@ -7,53 +7,25 @@ and reused by every trial that picks an encoder with the same preprocessing.
 
 Each modality kind declares a default preprocessor (:func:`default_preprocessor`); an encoder that
 needs another one (a pretrained tokenizer, a fixed sample rate) returns it from
-:meth:`mmbench.Encoder.preprocessor`.
+:meth:`mmbench.Encoder.preprocessor`. The base class itself lives in
+:mod:`mmbench.data.preprocess.contract` (re-exported here), away from the registry lookup.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from mmbench.data.preprocess.contract import Preprocessor, Tensors
 from mmbench.data.schema import ModalityInfo
 from mmbench.errors import DataError
 
 if TYPE_CHECKING:
     import datasets
 
-Tensors = dict[str, torch.Tensor]
-
-
-class Preprocessor(ABC):
-    """Turns one modality's columns into tensors.
-
-    Args:
-        info: the modality as described by the schema (before fitting).
-    """
-
-    def __init__(self, info: ModalityInfo) -> None:
-        self.info = info
-
-    @property
-    def key(self) -> str:
-        """Everything that changes the output; two preprocessors with one key are interchangeable."""
-        options = ",".join(f"{k}={v}" for k, v in sorted(self.options().items()))
-        return f"{type(self).__module__}.{type(self).__qualname__}({options})"
-
-    def options(self) -> dict[str, object]:
-        """The settings that, with the class, determine the output (used in :attr:`key`)."""
-        return {}
-
-    def fit(self, train: datasets.Dataset) -> ModalityInfo:
-        """Learn what needs the training split; return the info completed for encoders."""
-        return self.info
-
-    @abstractmethod
-    def transform(self, split: datasets.Dataset) -> Tensors:
-        """Turn a split into tensors whose first dimension is the row."""
+__all__ = ["EmbeddingPreprocessor", "Preprocessor", "Tensors", "default_preprocessor"]
 
 
 class EmbeddingPreprocessor(Preprocessor):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mmbench.components import Encoder
+from mmbench.errors import TrialError
 
 if TYPE_CHECKING:
     from mmbench.data.preprocess.base import Tensors
@@ -20,8 +21,17 @@ FIELDS = ("pooled", "tokens", "mask")
 Allocate = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
 
 
+class FeaturePassStopped(TrialError):
+    """The search's deadline (``--time-limit``) passed during a frozen encoder's feature pass.
+
+    A pass over every row can take minutes on a CPU; stopping it keeps the hard budget. Nothing
+    is cached, so a later search computes the pass again from the start.
+    """
+
+
 def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: str = "auto",
-                     batch_size: int = FEATURE_BATCH_SIZE, allocate: Allocate | None = None) -> dict[str, Tensors]:
+                     batch_size: int = FEATURE_BATCH_SIZE, allocate: Allocate | None = None,
+                     deadline: float | Callable[[], bool] | None = None) -> dict[str, Tensors]:
     """Run ``encoder`` (eval mode, no autograd) over every split; the outputs, on the CPU, in row order.
 
     Rows go through the encoder shortest first when the inputs carry a padding mask, so each
@@ -31,19 +41,29 @@ def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: st
     Args:
         allocate: ``(name, shape, dtype) -> tensor`` for the outputs (default: in memory);
             :meth:`mmbench.data.prepared.PreparedData.allocate` spills them past the memory budget.
+        deadline: checked before each batch (:func:`mmbench.train.loop.past_deadline`).
+
+    Raises:
+        FeaturePassStopped: the deadline passed; the message says how far the pass got.
     """
-    from mmbench.train.loop import resolve_device
+    from mmbench.train.loop import past_deadline, resolve_device
 
     allocate = allocate or (lambda _name, shape, dtype: torch.empty(shape, dtype=dtype))
     target = resolve_device(device)
     encoder.to(target).eval()
     features: dict[str, Tensors] = {}
+    total, done = sum(int(next(iter(tensors.values())).shape[0]) for tensors in raw.values()), 0
     with torch.no_grad():  # not inference_mode: its tensors cannot enter the trials' autograd graphs
         for split, tensors in raw.items():
             order = length_order(tensors)
             outputs: Tensors = {}
             for start in range(0, len(order), batch_size):
+                if past_deadline(deadline):
+                    encoder.to("cpu")
+                    raise FeaturePassStopped(f"the --time-limit deadline passed while the frozen encoder computed its features "
+                                             f"({done} of {total} rows done; nothing cached)")
                 rows = order[start : start + batch_size]
+                done += len(rows)
                 encoded = encoder({k: v[rows].to(target) for k, v in tensors.items()})
                 for name in FIELDS:
                     value = getattr(encoded, name)

@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,12 +119,17 @@ class FeatureCache:
     # -- the trial's view ---------------------------------------------------------------------
 
     def trial_inputs(
-        self, config: TrialConfig, data: PreparedData, preprocessors: Mapping[str, Preprocessor], registry: Registry
+        self, config: TrialConfig, data: PreparedData, preprocessors: Mapping[str, Preprocessor], registry: Registry,
+        *, deadline: float | Callable[[], bool] | None = None,
     ) -> tuple[dict[str, ModalityInfo], dict[str, SplitTensors], dict[str, Encoder]]:
         """A trial's fitted infos, split tensors and the encoders that stand in for frozen ones.
 
         Modalities whose chosen encoder is frozen get their cached features in place of the
         preprocessed inputs and a :class:`CachedEncoder`; the others are unchanged.
+
+        Args:
+            deadline: the trial's (``--time-limit``): a feature pass still running then stops
+                (:class:`~mmbench.train.features.compute.FeaturePassStopped`).
 
         Returns:
             ``(infos, split -> SplitTensors, modality -> prebuilt encoder)`` for
@@ -140,7 +145,7 @@ class FeatureCache:
                 continue
             raw = {split: tensors[split].inputs[modality] for split in SPLITS}
             entry = self._entry(name, params, infos[modality], preprocessors[modality].key, data.fingerprint, raw, registry,
-                                allocate=data.allocate)
+                                allocate=data.allocate, deadline=deadline)
             if entry is None:
                 continue
             prebuilt[modality] = CachedEncoder(entry.encoder, params)
@@ -151,7 +156,8 @@ class FeatureCache:
     # -- entries ------------------------------------------------------------------------------
 
     def _entry(self, name: str, params: dict[str, Any], info: ModalityInfo, preprocessor_key: str, fingerprint: str,
-               raw: Mapping[str, Tensors], registry: Registry, allocate: Allocate | None = None) -> _Entry | None:
+               raw: Mapping[str, Tensors], registry: Registry, allocate: Allocate | None = None,
+               deadline: float | Callable[[], bool] | None = None) -> _Entry | None:
         description = entry_key(name, registry.get_encoder(name).cache_params(**params), info, preprocessor_key, fingerprint)
         digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
         with self._lock:  # --n-jobs threads: compute an entry once
@@ -169,6 +175,7 @@ class FeatureCache:
                 features = compute_features(
                     encoder, raw, device=self.device,
                     allocate=None if allocate is None else lambda name, shape, dtype: allocate(f"{prefix}-{name}", shape, dtype),
+                    deadline=deadline,
                 )
                 self._save(digest, description, features)
             else:
