@@ -50,7 +50,7 @@ class LoadContext:
             ConfigError: ``path`` is not text (task options arrive untyped from YAML).
         """
         if not isinstance(path, (str, Path)):
-            raise ConfigError(f"a task option that names a file must be a path, got {path!r:.60}")
+            raise ConfigError(f"a task option that names a file must be a path, got {repr(path)[:60].rstrip()}")
         candidate = Path(path).expanduser()
         if candidate.is_absolute():
             return candidate

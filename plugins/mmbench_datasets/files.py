@@ -73,7 +73,7 @@ class FilesProvider(DatasetProvider):
             listed = key not in ("format", "base_dir") and isinstance(value, list) and bool(value)
             if value is not None and not isinstance(value, str) and not (listed and all(isinstance(v, str) for v in value)):
                 wanted = "text" if key in ("format", "base_dir") else "a file path or a list of file paths"
-                raise ConfigError(f"files: option '{key}' must be {wanted}, got {value!r:.60}")
+                raise ConfigError(f"files: option '{key}' must be {wanted}, got {repr(value)[:60].rstrip()}")
 
     def _read(self, paths: list[Path]) -> Any:
         import datasets
