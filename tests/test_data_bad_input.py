@@ -216,8 +216,6 @@ def test_nan_audio_samples_are_one_line_naming_the_column_never_a_traceback(tmp_
     assert len(lines) == 1 and "column 'audio'" in lines[0] and "NaN" in lines[0], err
 
 
-@pytest.mark.xfail(strict=True, reason="a DataError raised while preprocessing fails each trial (exit 1, the split's row) "
-                   "instead of ending the search with exit 2 and the file's row: see issue 18's report")
 def test_nan_audio_samples_exit_2_naming_the_files_row(tmp_path, stores):
     nan_audio_table(tmp_path)
     code, err = cli_search(tmp_path, stores)
