@@ -41,6 +41,7 @@ _LAZY = {
     "SearchSettings": "mmbench.search.settings",
     "Tensors": "mmbench.data.preprocess.base",
     "TrialConfig": "mmbench.search.trials",
+    "audio_header": "mmbench.data.media",
     "audio_rate": "mmbench.data.media",
     "column_items": "mmbench.data.media",
     "crop_or_pad": "mmbench.data.media",
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
     from mmbench.data.bad_rows import replace_column
     from mmbench.data.infer import read_columns
     from mmbench.data.media import (
-        audio_rate, column_items, crop_or_pad, frame_files, read_audio, read_image, read_video, resample, resize_image, to_channels,
+        audio_header, audio_rate, column_items, crop_or_pad, frame_files, read_audio, read_image, read_video, resample, resize_image, to_channels,
     )
     from mmbench.data.pixels import ChannelStats, probe_images
     from mmbench.data.preprocess.base import EmbeddingPreprocessor, Preprocessor, Tensors

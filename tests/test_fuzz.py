@@ -7,10 +7,7 @@ exception is a traceback a user would see, and fails the test with the input tha
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmbench.errors import MmbenchError
+from tests.cli import run_cli
 
 
 def fuzz(n: int) -> settings:
@@ -139,9 +137,9 @@ def flatten(items) -> list[str]:
 
 @pytest.fixture
 def cli_main(monkeypatch):
-    """``mmbench.cli.app.main`` with the search stubbed out (undone after the test) and the registry loaded once."""
+    """The search stubbed out (undone after the test) and the registry loaded once: a command run by
+    :func:`run_main` stops where the search would start."""
     import mmbench.search.study
-    from mmbench.cli.app import main
     from mmbench.registry import get_registry
 
     get_registry()
@@ -151,24 +149,12 @@ def cli_main(monkeypatch):
 
     monkeypatch.setattr(mmbench.search.study, "run_search", stub)
     monkeypatch.setattr(mmbench.search.study, "run_suite", stub)
-    return main
 
 
-def run_main(main, argv: list[str]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv
-    sys.argv = ["mmbench", *argv]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except Reached:
-        code = 0
-    finally:
-        sys.argv = saved
-    return code, err.getvalue()
+def run_main(argv: list[str]) -> tuple[int, str]:
+    """(exit code, stderr) of ``mmbench ARGV`` in this process; reaching the stubbed search counts as exit 0."""
+    result = run_cli(*argv, stops=(Reached,))
+    return result.returncode, result.stderr
 
 
 @fuzz(320)
@@ -177,7 +163,7 @@ def run_main(main, argv: list[str]) -> tuple[int, str]:
 @example(["search", "\n"])  # a task name with a newline
 @example(["leaderboard", "--format", "x\ny"])
 def test_cli_arguments_never_escape_as_a_traceback(cli_main, argv):
-    code, err = run_main(cli_main, argv)
+    code, err = run_main(argv)
     assert code in (0, 2), (argv, code, err[-2000:])
     assert "Traceback" not in err, (argv, err[-2000:])
     if code == 2 and err.startswith("error: "):
@@ -190,7 +176,7 @@ def test_cli_arguments_never_escape_as_a_traceback(cli_main, argv):
     (["--memory-budget-gb", "1e308"], "--memory-budget-gb"),
 ])
 def test_an_unusable_number_names_its_flag_with_exit_2(cli_main, flags, flag):
-    code, err = run_main(cli_main, ["search", "synth-mixed", *flags])
+    code, err = run_main(["search", "synth-mixed", *flags])
     assert code == 2 and "Traceback" not in err, err
     assert flag in err.strip().splitlines()[-1], err
 
@@ -206,7 +192,7 @@ def test_digit_separators_read_as_python_reads_them(cli_main, monkeypatch):
         raise Reached
 
     monkeypatch.setattr(mmbench.search.study, "run_search", capture)
-    assert run_main(cli_main, ["search", "synth-mixed", "--n-trials", "1_0", "--seed", "1_0"]) == (0, "")
+    assert run_main(["search", "synth-mixed", "--n-trials", "1_0", "--seed", "1_0"]) == (0, "")
     assert seen[0].budget.n_trials == 10 and seen[0].seed == 10
 
 
@@ -313,7 +299,6 @@ def search_main(tmp_path_factory):
     import itertools
 
     import mmbench.search.study
-    from mmbench.cli.app import main
     from mmbench.registry import get_registry
 
     get_registry()
@@ -327,10 +312,10 @@ def search_main(tmp_path_factory):
     def search(folder, *flags: str, plan_only: bool = False) -> tuple[int, str]:
         mmbench.search.study.open_study = stop if plan_only else open_study
         try:
-            return run_main(main, ["search", str(folder / "task.yaml"), "--n-trials", "1", "--max-epochs", "1", "--no-plots",
-                                   "--quiet", "--device", "cpu", "--study", f"shape{next(studies)}",
-                                   "--storage", f"sqlite:///{stores}/optuna.db", "--tracking-uri", f"sqlite:///{stores}/mlflow.db",
-                                   *flags])
+            return run_main(["search", str(folder / "task.yaml"), "--n-trials", "1", "--max-epochs", "1", "--no-plots",
+                             "--quiet", "--device", "cpu", "--study", f"shape{next(studies)}",
+                             "--storage", f"sqlite:///{stores}/optuna.db", "--tracking-uri", f"sqlite:///{stores}/mlflow.db",
+                             *flags])
         finally:
             mmbench.search.study.open_study = open_study
 

@@ -184,12 +184,21 @@ def audio_rate(value: Any) -> int:
         return int(value["sampling_rate"])
     if isinstance(value, dict):
         value = value.get("path")
+    return int(audio_header(value).samplerate)
+
+
+def audio_header(path: Any) -> Any:
+    """libsndfile's header of an audio file (``samplerate``, ``channels``, ``subtype``...), reading no samples.
+
+    Raises:
+        MediaError: the file is missing or its header unreadable.
+    """
     import soundfile
 
     try:
-        return int(soundfile.info(value).samplerate)
+        return soundfile.info(path)
     except Exception as error:  # noqa: BLE001 - libsndfile raises several types
-        raise MediaError(f"cannot read audio header of '{value}' ({one_line(error, 200)})") from None
+        raise MediaError(f"cannot read audio header of '{path}' ({one_line(error, 200)})") from None
 
 
 def _mono(wave: np.ndarray) -> np.ndarray:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from mmbench import Degradation, ModalityInfo, ModalityKind, Preprocessor, audio_rate, read_audio
+from mmbench import Degradation, ModalityInfo, ModalityKind, Preprocessor, audio_header, read_audio
 from mmbench_audio.degrade import bandlimit, noise
 
 
@@ -27,10 +26,7 @@ class AudioKind(ModalityKind):
         """A regular file whose header libsndfile reads; a float-sample file (the only kind that can
         hold NaN) is also decoded, so a NaN is a bad row named at preparation, not a failure of every trial."""
         super().check_file(path)
-        audio_rate(str(Path(path)))
-        import soundfile
-
-        if soundfile.info(str(path)).subtype in ("FLOAT", "DOUBLE"):
+        if audio_header(str(path)).subtype in ("FLOAT", "DOUBLE"):
             read_audio(str(path))
 
     @classmethod
