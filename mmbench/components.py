@@ -180,6 +180,10 @@ class Fusion(nn.Module):
         batchable: its ``forward`` works under ``torch.vmap`` (no in-place updates of parameters or
             buffers, no data-dependent Python control flow), so trials of one structure can be
             trained as one batched model (``--batch-trials``, :mod:`mmbench.train.batched`).
+        reads_tokens: its ``forward`` may read ``Encoded.tokens`` / ``mask`` (or ``token_view()``);
+            ``False`` promises it reads only ``Encoded.pooled``, so a trial on a frozen encoder's
+            cached features is given each row's pooled vector, computed once per trial, instead
+            of its per-token states gathered every batch (:mod:`mmbench.train.features`).
         description, paper, expected_failures: as for :class:`Encoder`.
 
     Constructor arguments:
@@ -192,6 +196,7 @@ class Fusion(nn.Module):
     space: ClassVar[Space] = {}
     min_modalities: ClassVar[int] = 1
     batchable: ClassVar[bool] = False
+    reads_tokens: ClassVar[bool] = True
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     expected_failures: ClassVar[Mapping[str, str]] = {}

@@ -116,20 +116,21 @@ def frozen(tmp_path, monkeypatch):
     return load_registry(extra_plugins=[("frozentest", plugin)])
 
 
-def _config(seed: int = 0) -> TrialConfig:
+def _config(seed: int = 0, fusion: str = "film") -> TrialConfig:
     return TrialConfig(
-        fusion="early", fusion_params={}, encoders={"x1": "embedding.frozenproj", "x2": "embedding.mlp"},
+        fusion=fusion, fusion_params={}, encoders={"x1": "embedding.frozenproj", "x2": "embedding.mlp"},
         encoder_params={"x1": {}, "x2": {}}, train={"batch_size": 32, "max_epochs": 2}, seed=seed,
     )
 
 
-def _trial_inputs(cache: FeatureCache, registry, task_path: Path):
+def _trial_inputs(cache: FeatureCache, registry, task_path: Path, fusion: str = "film"):
+    """A trial's inputs; its fusion (film by default) reads token states."""
     from mmbench.tasks.loading import load_task_data
     from mmbench.train.model import preprocessors_for
     from mmbench.tasks.files import resolve_task
 
     data = load_task_data(resolve_task(str(task_path), registry), registry)
-    config = _config()
+    config = _config(fusion=fusion)
     return data, cache.trial_inputs(config, data, preprocessors_for(config, data.schema, registry), registry)
 
 
@@ -157,6 +158,26 @@ def test_features_are_computed_once_and_stand_in_for_the_encoder(frozen, tiny_ta
     assert FrozenProjection.rows_seen == rows_seen  # neither ran the encoder
     assert torch.equal(again["test"].inputs["x1"]["tokens"], tensors["test"].inputs["x1"]["tokens"])
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+
+
+def test_a_fusion_that_reads_only_pooled_vectors_gets_them_computed_once_from_the_shared_entry(frozen, tiny_task, tmp_path):
+    from mmbench.train.model import build_model
+
+    task = tiny_task(n_samples=120)
+    cache = FeatureCache(root=tmp_path / "cache")
+    _, (_, tokens, token_prebuilt) = _trial_inputs(cache, frozen, task, fusion="film")
+    data, (infos, pooled, prebuilt) = _trial_inputs(cache, frozen, task, fusion="early")
+    assert frozen.get_fusion("early").reads_tokens is False and frozen.get_fusion("film").reads_tokens is True
+    assert (cache.misses, cache.hits) == (1, 1)  # one entry: both trials read the same feature pass
+    for split in ("train", "validation", "test"):
+        assert set(pooled[split].inputs["x1"]) == {"pooled"}
+        expected = token_prebuilt["x1"](tokens[split].inputs["x1"]).pooled
+        assert torch.equal(prebuilt["x1"](pooled[split].inputs["x1"]).pooled, expected)
+    model = build_model(_config(fusion="early"), infos, data.schema.n_classes, frozen, prebuilt=prebuilt)
+    assert model.encoders["x1"].pooled_only
+    batch = {m: {k: v[:8] for k, v in inputs.items()} for m, inputs in pooled["test"].inputs.items()}
+    logits, _ = model(batch)
+    assert logits.shape == (8, data.schema.n_classes)
 
 
 class LengthRecorder(Encoder):

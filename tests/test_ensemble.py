@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mmbench.train.classical import CLASSICAL_MODELS, FOREST_CHUNK, FOREST_TREES
+
 TASK = """name: ens-tiny
 data:
   provider: synthetic
@@ -119,7 +121,7 @@ def test_classical_baselines_run_on_the_tasks_split_and_are_leaderboard_rows(sea
     from mmbench.tracking.leaderboard import leaderboard
 
     names = {run.data.tags["mmbench.classical"] for run in _runs(searched, "classical")}
-    assert names == {"majority", "lightgbm"}  # no text or tabular column: no TF-IDF model
+    assert names == {"majority", "lightgbm", "random_forest", "extra_trees"}  # no text or tabular column: no TF-IDF model
     rows = {row.combination: row for row in leaderboard(_tracker(searched))}
     assert {"baseline | majority", "baseline | lightgbm"} <= set(rows)
     assert rows["baseline | lightgbm"].val_score > rows["baseline | majority"].val_score
@@ -221,12 +223,33 @@ def test_classical_models_read_text_and_tabular_columns_on_the_tasks_split(tmp_p
 
     data = load_task_data(resolve_task(str(_review_task(tmp_path)), registry), registry)
     test_labels = data.labels("test").numpy()
-    fitted = {name: fit_classical(name, data) for name in ("majority", "lightgbm", "tfidf_logreg")}
+    fitted = {name: fit_classical(name, data) for name in CLASSICAL_MODELS}
     assert fitted["tfidf_logreg"].columns.text == ["review"] and fitted["tfidf_logreg"].columns.categorical == ["shop"]
     for model in fitted.values():
         assert model.val_proba.shape == (data.split_sizes["validation"], 2)
         assert model.test_proba.shape == (len(test_labels), 2)
-    assert float(np.mean(fitted["tfidf_logreg"].test_proba.argmax(axis=1) == test_labels)) >= 0.9  # the words carry the label
+    for name in ("tfidf_logreg", "random_forest", "extra_trees"):  # the words carry the label
+        assert float(np.mean(fitted[name].test_proba.argmax(axis=1) == test_labels)) >= 0.9, name
+    assert fitted["random_forest"].params["n_estimators"] == FOREST_TREES
     assert float(np.mean(fitted["majority"].test_proba.argmax(axis=1) == test_labels)) <= 0.6
     refit = fit_classical("lightgbm", data)
     assert np.array_equal(refit.test_proba, fitted["lightgbm"].test_proba)  # deterministic: predict can refit it
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "random_forest"])
+def test_a_deadline_cuts_a_classical_fit_and_its_recorded_size_refits_it_exactly(tmp_path, registry, name):
+    import time
+
+    from mmbench.tasks.files import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.classical import fit_classical
+
+    data = load_task_data(resolve_task(str(_review_task(tmp_path)), registry), registry)
+    full = fit_classical(name, data)
+    cut = fit_classical(name, data, deadline=time.monotonic())  # already past: the first round or chunk of trees only
+    grown = cut.params["n_estimators"]
+    assert grown < full.params["n_estimators"]
+    assert grown == (1 if name == "lightgbm" else FOREST_CHUNK)
+    again = fit_classical(name, data, n_estimators=grown)  # what mmbench predict does with the recorded size
+    assert np.array_equal(again.test_proba, cut.test_proba)
+    assert not np.array_equal(full.test_proba, cut.test_proba)

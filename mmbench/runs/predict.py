@@ -315,7 +315,8 @@ def _classical_proba(tracker: Tracker, run: Any, data_file: str | Path, registry
 
     data = load_task_data(run_task(tracker, run, registry), registry, root=data_root)
     name = run.data.tags.get(f"{TAG}classical", "")
-    fitted = fit_classical(name, data, seed=int(run.data.params.get("seed", 0)))
+    grown = run.data.params.get("classical.n_estimators")  # a --time-limit may have cut the fit: refit the same size
+    fitted = fit_classical(name, data, seed=int(run.data.params.get("seed", 0)), n_estimators=None if grown is None else int(grown))
     train = data.splits["train"]
     rows = read_rows(data_file, train.features)
     missing = [c for c in fitted.columns.all if rows and c not in rows[0]]

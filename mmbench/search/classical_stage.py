@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from mmbench.tasks.files import Task
     from mmbench.tracking.tracker import Tracker
 
-#: Share of the search stage's time in which classical models may still start (``--time-limit``).
+#: Share of the search stage's time in which classical models may still start (``--time-limit``);
+#: a running one stops growing trees at twice that.
 CLASSICAL_SHARE = 0.25
 #: Fusion tag and combination prefix of classical rows on the leaderboard.
 CLASSICAL_FUSION = "baseline"
@@ -44,9 +45,9 @@ class ClassicalRun:
 
 
 def run_classical(tracker: Tracker, task: Task, data: PreparedData, *, experiment_id: str, parent_run_id: str | None,
-                  study_name: str, seed: int = 0, deadline: float | None = None) -> list[ClassicalRun]:
-    """Fit and record every classical model on the task's own split; skip the rest past ``deadline``
-    (a ``time.monotonic()`` value)."""
+                  study_name: str, seed: int = 0, start_by: float | None = None, end_by: float | None = None) -> list[ClassicalRun]:
+    """Fit and record every classical model on the task's own split; none starts after ``start_by``
+    and a running one stops growing at ``end_by`` (``time.monotonic()`` values)."""
     from mmbench.search.objective import failure_reason
     from mmbench.tracking.predictions import RunPredictions, log_predictions
     from mmbench.train.classical import CLASSICAL_MODELS, applicable, columns_of, fit_classical
@@ -57,7 +58,7 @@ def run_classical(tracker: Tracker, task: Task, data: PreparedData, *, experimen
     n_classes = len(data.schema.classes)
     columns = columns_of(data.schema, data.splits["train"])
     for name in [n for n in CLASSICAL_MODELS if applicable(n, columns)]:
-        if deadline is not None and time.monotonic() >= deadline:
+        if start_by is not None and time.monotonic() >= start_by:
             break
         tags = {f"{TAG}task": task.name, f"{TAG}study": study_name, f"{TAG}metric": task.metric, f"{TAG}seed": str(seed),
                 f"{TAG}fusion": CLASSICAL_FUSION, f"{TAG}combination": classical_combination(name),
@@ -65,7 +66,7 @@ def run_classical(tracker: Tracker, task: Task, data: PreparedData, *, experimen
         run_id = tracker.start_derived(experiment_id, parent_run_id, role=ROLE_CLASSICAL, run_name=classical_combination(name),
                                        tags=tags, params={"model": name, "seed": seed})
         try:
-            fitted = fit_classical(name, data, seed=seed)
+            fitted = fit_classical(name, data, seed=seed, deadline=end_by)
         except Exception as error:  # noqa: BLE001 - a baseline that cannot fit must not end the search
             tracker.finish(run_id, "FAIL", reason=failure_reason(error))
             done.append(ClassicalRun(name, run_id, None, None, failure_reason(error)))
@@ -101,11 +102,13 @@ def classical_before_search(tracker: Tracker, plan: SearchPlan, *, experiment_id
                                   extra_filter=f"tags.`{TAG}study` = '{plan.study_name}' and tags.`{TAG}fingerprint` = '{plan.data.fingerprint}'")
     if existing:
         return []
-    deadline = None
+    start_by = end_by = None
     if plan.budget is not None:  # the baselines may start in the first part of the search stage only: trials need the rest
-        deadline = min(plan.budget.stage_deadline("search"), time.monotonic() + CLASSICAL_SHARE * plan.budget.stage_seconds("search"))
+        share = CLASSICAL_SHARE * plan.budget.stage_seconds("search")
+        end_by = min(plan.budget.stage_deadline("search"), time.monotonic() + 2 * share)
+        start_by = min(end_by, time.monotonic() + share)
     done = run_classical(tracker, plan.task, plan.data, experiment_id=experiment_id, parent_run_id=parent_run_id,
-                         study_name=plan.study_name, seed=seed, deadline=deadline)
+                         study_name=plan.study_name, seed=seed, start_by=start_by, end_by=end_by)
     for run in done:
         outcome = f"failed ({run.reason})" if run.val_score is None else f"val {run.val_score:.4f}, test {run.test_score:.4f}"
         note(f"{classical_combination(run.name)}: {outcome}")

@@ -1,8 +1,12 @@
-"""Classical baseline models on a task's own split: majority class, LightGBM, TF-IDF + logistic regression.
+"""Classical baseline models on a task's own split: majority class, LightGBM, random forest,
+extremely randomised trees, TF-IDF + logistic regression.
 
 They keep a search honest: a multimodal model that does not beat a gradient-boosted-trees model
 on the tabular columns (text as n-gram counts) or a linear model on TF-IDF text features is not
-worth its cost. Each is a scikit-learn estimator over a pandas frame of the task's tabular,
+worth its cost; and, being unlike the neural trials and unlike each other (boosted, bagged and
+randomised trees, a linear model), they are the ensemble's most useful members on tables
+(measured on PetFinder beside AutoGluon, whose bagged forests score close to its boosted
+trees: ``benchmarks/vs_peers.py``). Each is a scikit-learn estimator over a pandas frame of the task's tabular,
 text and embedding columns (image, audio and video columns are not read), fitted on train,
 early-stopped (LightGBM) on validation, and deterministic, so ``mmbench predict`` can refit
 one exactly. Unlike :mod:`mmbench.runs.evaluation.baselines` (unimodal *neural* baselines for
@@ -26,7 +30,12 @@ if TYPE_CHECKING:
     from mmbench.data.schema import Schema
 
 #: The classical models, in the order they are fitted (cheapest first).
-CLASSICAL_MODELS = ("majority", "lightgbm", "tfidf_logreg")
+CLASSICAL_MODELS = ("majority", "tfidf_logreg", "lightgbm", "extra_trees", "random_forest")
+#: Trees of each forest, and how many are grown between two looks at the deadline.
+FOREST_TREES = 300
+FOREST_CHUNK = 50
+#: LightGBM's most boosting rounds (early stopping usually ends it long before).
+LIGHTGBM_ROUNDS = 2000
 #: LightGBM stops when validation loss has not improved for this many rounds.
 EARLY_STOPPING_ROUNDS = 50
 #: Most frequent word n-grams per text column given to LightGBM as counts.
@@ -112,8 +121,16 @@ def applicable(name: str, columns: Columns) -> bool:
     return name == "majority" or bool(columns.all)
 
 
-def fit_classical(name: str, data: PreparedData, *, seed: int = 0, n_jobs: int | None = None) -> ClassicalFit | None:
+def fit_classical(name: str, data: PreparedData, *, seed: int = 0, n_jobs: int | None = None, deadline: float | None = None,
+                  n_estimators: int | None = None) -> ClassicalFit | None:
     """Fit one classical model on ``data``'s train split; ``None`` when it has no columns to read.
+
+    Args:
+        deadline: a ``time.monotonic()`` value: LightGBM stops adding rounds and a forest adding
+            trees there (``--time-limit``); ``params["n_estimators"]`` then says how many it has.
+        n_estimators: rounds or trees to fit (default: the full count), so a model the deadline
+            cut refits exactly (``mmbench predict``: LightGBM is deterministic, and a forest's
+            first trees do not depend on how many follow).
 
     Raises:
         ValueError: ``name`` is not one of :data:`CLASSICAL_MODELS`.
@@ -131,7 +148,11 @@ def fit_classical(name: str, data: PreparedData, *, seed: int = 0, n_jobs: int |
     if name == "majority":
         model, params = _majority(labels["train"], n_classes), {}
     elif name == "lightgbm":
-        model, params = _lightgbm(tables, labels, columns, n_classes, seed=seed, n_jobs=threads)
+        model, params = _lightgbm(tables, labels, columns, n_classes, seed=seed, n_jobs=threads, deadline=deadline,
+                                  n_estimators=n_estimators)
+    elif name in ("extra_trees", "random_forest"):
+        model, params = _forest(name, tables, labels, columns, seed=seed, n_jobs=threads, deadline=deadline,
+                                n_estimators=n_estimators)
     else:
         model, params = _tfidf_logreg(tables, labels, columns, seed=seed)
     return ClassicalFit(name, model, columns, _proba(model, tables["validation"], n_classes),
@@ -161,35 +182,102 @@ def _placeholder(n_rows: int) -> Any:
     return np.zeros((n_rows, 1))
 
 
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def _lightgbm(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns, n_classes: int,
-              *, seed: int, n_jobs: int) -> tuple[Any, dict[str, Any]]:
-    """Default-ish LightGBM on numeric + ordinal-coded categorical + n-gram counts, early-stopped on validation."""
+              *, seed: int, n_jobs: int, deadline: float | None, n_estimators: int | None) -> tuple[Any, dict[str, Any]]:
+    """Default-ish LightGBM on numeric + ordinal-coded categorical + n-gram counts, early-stopped on
+    validation, and at ``deadline``."""
     import lightgbm
+    from sklearn.pipeline import Pipeline
+
+    features = _tree_features(tables["train"], columns, impute=False)
+    train = features.fit_transform(tables["train"]).astype("float32")
+    validation = features.transform(tables["validation"]).astype("float32")
+    n_numeric = len(features.transformers[0][2])
+    categorical = list(range(n_numeric, n_numeric + len(columns.categorical)))
+    params = {"n_estimators": n_estimators or LIGHTGBM_ROUNDS, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 10,
+              "colsample_bytree": 0.8, "subsample": 0.8, "subsample_freq": 1}
+    model = lightgbm.LGBMClassifier(**params, random_state=seed, n_jobs=n_jobs, verbose=-1, deterministic=True,
+                                    force_row_wise=True)
+    history: dict[str, Any] = {}
+    rounds = [0]
+
+    def stop_at_deadline(env: Any) -> None:
+        """Past the deadline, end training as early stopping would, at the best round so far."""
+        rounds[0] = env.iteration + 1
+        if _past(deadline):
+            losses = next(iter(next(iter(history.values())).values()))
+            best = min(range(len(losses)), key=losses.__getitem__)
+            raise lightgbm.callback.EarlyStopException(best, env.evaluation_result_list)
+
+    stop_at_deadline.order = 40  # type: ignore[attr-defined] # after record_evaluation (20) and early stopping (30)
+    with warnings.catch_warnings():  # LightGBM 4.7 renames eval_set; the old name works on every 4.x
+        warnings.filterwarnings("ignore", message=".*eval_set.*deprecated")
+        model.fit(train, labels["train"], eval_set=[(validation, labels["validation"])], categorical_feature=categorical or "auto",
+                  callbacks=[lightgbm.record_evaluation(history), lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
+                             stop_at_deadline])
+    if rounds[0] < params["n_estimators"] and _past(deadline):
+        params["n_estimators"] = rounds[0]  # what a refit must grow to be this model
+    params["best_iteration"] = int(model.best_iteration_ or params["n_estimators"])
+    return Pipeline([("features", features), ("lightgbm", model)]), params
+
+
+def _tree_features(train: pd.DataFrame, columns: Columns, *, impute: bool) -> Any:
+    """Numeric and embedding columns as they are (median-imputed for the forests), categories as
+    ordinal codes (unknown or missing: -1), text as word 1-2-gram counts."""
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.pipeline import Pipeline
+    from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OrdinalEncoder
 
-    parts: list[tuple[str, Any, Any]] = [("numeric", "passthrough", columns.numeric + _embedding_columns(tables["train"], columns))]
+    numeric = SimpleImputer(strategy="median", keep_empty_features=True) if impute else "passthrough"
+    parts: list[tuple[str, Any, Any]] = [("numeric", numeric, columns.numeric + _embedding_columns(train, columns))]
     if columns.categorical:
         parts.append(("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                                    encoded_missing_value=-1), columns.categorical))
     parts += [(f"text:{c}", CountVectorizer(ngram_range=(1, 2), min_df=2, max_features=TREE_TEXT_FEATURES), c) for c in columns.text]
-    features = ColumnTransformer(parts, sparse_threshold=0.3 if columns.text else 0.0)
-    train = features.fit_transform(tables["train"]).astype("float32")
-    validation = features.transform(tables["validation"]).astype("float32")
-    n_numeric = len(parts[0][2])
-    categorical = list(range(n_numeric, n_numeric + len(columns.categorical)))
-    params = {"n_estimators": 2000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 10,
-              "colsample_bytree": 0.8, "subsample": 0.8, "subsample_freq": 1}
-    model = lightgbm.LGBMClassifier(**params, random_state=seed, n_jobs=n_jobs, verbose=-1, deterministic=True,
-                                    force_row_wise=True)
-    with warnings.catch_warnings():  # LightGBM 4.7 renames eval_set; the old name works on every 4.x
-        warnings.filterwarnings("ignore", message=".*eval_set.*deprecated")
-        model.fit(train, labels["train"], eval_set=[(validation, labels["validation"])], categorical_feature=categorical or "auto",
-                  callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
-    params["best_iteration"] = int(model.best_iteration_ or params["n_estimators"])
-    return Pipeline([("features", features), ("lightgbm", model)]), params
+    return ColumnTransformer(parts, sparse_threshold=0.3 if columns.text else 0.0)
+
+
+def _forest(name: str, tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns,
+            *, seed: int, n_jobs: int, deadline: float | None, n_estimators: int | None) -> tuple[Any, dict[str, Any]]:
+    """A random forest (entropy splits) or extremely randomised trees (Gini) on the trees' features;
+    bagged rather than boosted, so their errors differ from LightGBM's. Trees are grown
+    :data:`FOREST_CHUNK` at a time (``warm_start``: the same trees as one fit) until ``deadline``."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    total = n_estimators or FOREST_TREES
+    criterion = "entropy" if name == "random_forest" else "gini"
+    forest = (RandomForestClassifier if name == "random_forest" else ExtraTreesClassifier)(
+        n_estimators=min(FOREST_CHUNK, total), criterion=criterion, max_features="sqrt", random_state=seed, n_jobs=n_jobs,
+        warm_start=True)
+    features = _tree_features(tables["train"], columns, impute=True)
+    train = features.fit_transform(tables["train"])
+    forest.fit(train, labels["train"])
+    while forest.n_estimators < total and not _past(deadline):
+        forest.n_estimators = min(forest.n_estimators + FOREST_CHUNK, total)
+        forest.fit(train, labels["train"])
+    params = {"n_estimators": forest.n_estimators, "criterion": criterion, "max_features": "sqrt"}
+    return _Fitted(features, forest), params
+
+
+@dataclass
+class _Fitted:
+    """Features then a model: a scikit-learn pipeline's ``predict_proba`` and ``classes_``, for a
+    model fitted on transformed features (a pipeline would transform train again at each chunk)."""
+
+    features: Any
+    model: Any
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(self.features.transform(table))
 
 
 def _tfidf_logreg(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns,

@@ -15,6 +15,7 @@ class EarlyFusion(Fusion):
 
     name = "early"
     batchable = True
+    reads_tokens = False
     description = "concatenate pooled encodings, then an MLP head"
     paper = "Baltrusaitis et al., 2019, Multimodal Machine Learning: A Survey and Taxonomy"
     space = {"hidden": Int(32, 256, log=True), "n_layers": Int(1, 2), "dropout": Float(0.0, 0.5)}
@@ -33,6 +34,7 @@ class LateFusion(Fusion):
 
     name = "late"
     batchable = True
+    reads_tokens = False
     description = "per-modality heads; logits averaged or combined with learned weights"
     paper = "Snoek et al., 2005, Early versus Late Fusion in Semantic Video Analysis"
     space = {"hidden": Int(32, 256, log=True), "dropout": Float(0.0, 0.5), "combine": Categorical(["mean", "learned"])}
@@ -60,6 +62,7 @@ class HybridFusion(Fusion):
 
     name = "hybrid"
     batchable = True
+    reads_tokens = False
     description = "early head + per-modality late heads; logits mixed by a fixed or learned weight"
     paper = "Atrey et al., 2010, Multimodal Fusion for Multimedia Analysis: a Survey"
     space = {"hidden": Int(32, 256, log=True), "dropout": Float(0.0, 0.5), "combine": Categorical(["mean", "learned"])}

@@ -24,6 +24,7 @@ class GatedMultimodalUnit(Fusion):
 
     name = "gmu"
     batchable = True
+    reads_tokens = False
     min_modalities = 2
     description = "gated multimodal unit: per-unit gates computed from all modalities mix per-modality tanh features"
     paper = "Arevalo et al., 2017, Gated Multimodal Units for Information Fusion"

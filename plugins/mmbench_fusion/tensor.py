@@ -36,6 +36,7 @@ class TensorFusion(Fusion):
 
     name = "tfn"
     batchable = True
+    reads_tokens = False
     min_modalities = 2
     description = "tensor fusion: outer product of projected [h, 1] vectors over modalities, then an MLP"
     paper = "Zadeh et al., 2017, Tensor Fusion Network for Multimodal Sentiment Analysis"
@@ -68,6 +69,7 @@ class LowRankFusion(Fusion):
 
     name = "lmf"
     batchable = True
+    reads_tokens = False
     min_modalities = 2
     description = "low-rank multimodal fusion: rank-r modality-specific factors multiplied elementwise"
     paper = "Liu et al., 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors"
@@ -106,6 +108,7 @@ class BilinearPooling(Fusion):
     """
 
     name = "bilinear"
+    reads_tokens = False
     min_modalities = 2
     description = "bilinear pooling of all modalities: low-rank Hadamard (MLB) or compact count-sketch (MCB)"
     paper = (

@@ -23,14 +23,17 @@ class CachedEncoder(Encoder):
         params: this trial's hyperparameters of the encoder; those the entry's key leaves out
             (:meth:`~mmbench.components.Encoder.cache_params`) are applied by
             :meth:`~mmbench.components.Encoder.from_cache` on every output.
+        pooled_only: the batch's ``pooled`` already is ``from_cache``'s, for ``params`` (the
+            trial's fusion reads nothing else): returned as it is.
     """
 
     name = "cached"
     description = "outputs of a frozen encoder, precomputed once (mmbench.train.features)"
 
-    def __init__(self, inner: Encoder, params: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, inner: Encoder, params: Mapping[str, Any] | None = None, *, pooled_only: bool = False) -> None:
         super().__init__(inner.info)
         self.params = dict(params or {})
+        self.pooled_only = pooled_only
         self.out_dim = int(inner.out_dim)
         for child_name, child in inner.named_children():
             self.add_module(child_name, child)
@@ -50,6 +53,8 @@ class CachedEncoder(Encoder):
         return self
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> Encoded:
+        if "pooled" in batch and self.pooled_only:
+            return Encoded(pooled=batch["pooled"])
         if "pooled" in batch:
             encoded = Encoded(pooled=batch["pooled"], tokens=batch.get("tokens"), mask=batch.get("mask"))
         else:

@@ -14,6 +14,7 @@ class SumFusion(Fusion):
     """Additive fusion: ``head(sum_m W_m pooled_m)``; cheaper than concatenation for many modalities."""
 
     name = "example_sum"
+    reads_tokens = False  # only ``pooled``: trials on cached features get pooled vectors, not token states
     description = "project each modality to one width, add, MLP head"
     space = {"width": Int(16, 128, log=True), "dropout": Float(0.0, 0.5)}
 
