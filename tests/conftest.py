@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+from pathlib import Path
 
 import pytest
 
@@ -49,10 +50,19 @@ def _empty_mlflow_database(tmp_path_factory):
     return folder / "mlflow.db"
 
 
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of an SQLite file whatever its journal mode (in WAL mode the file alone
+    can miss the latest commits): SQLite's own backup."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
 @pytest.fixture
 def stores(tmp_path, _empty_mlflow_database):
     """Optuna storage and MLflow tracking URIs in the test's temp dir (the MLflow one ready-made)."""
-    shutil.copyfile(_empty_mlflow_database, tmp_path / "mlflow.db")
+    _copy_sqlite(_empty_mlflow_database, tmp_path / "mlflow.db")
     return {"storage": f"sqlite:///{tmp_path / 'optuna.db'}", "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
 
 

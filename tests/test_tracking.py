@@ -102,3 +102,23 @@ def test_file_store_tracking_uri_works(tiny_task, search_settings, stores, tmp_p
     run_search(search_settings(tiny_task(), n_trials=1, max_epochs=1, tracking_uri=uri))
     _, parents, runs = _runs(uri, "tiny")
     assert len(parents) == 1 and len(runs) == 1
+
+
+def test_sqlite_stores_run_in_write_ahead_log_mode_and_other_sqlite_files_are_left_alone(tmp_path, stores):
+    import sqlite3
+
+    import sqlalchemy
+
+    from mmbench.search.storage import open_storage
+
+    Tracker(stores["tracking_uri"]).client.search_experiments()
+    storage = open_storage(stores["storage"])
+    optuna.create_study(storage=storage, study_name="wal")
+    for uri in (stores["tracking_uri"], stores["storage"]):
+        with sqlite3.connect(uri.removeprefix("sqlite:///")) as connection:  # the mode is the file's
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal", uri
+    with storage.engine.connect() as connection:  # and each connection of the store syncs less often
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'users-own.db'}")
+    with other.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError
 from mmbench.search.attrs import INTERRUPTED, PARENT_RUN, RETRY_OF, RUN_ID, WORKER
-from mmbench.infra.databases import with_driver
+from mmbench.infra.databases import tune_sqlite, with_driver
 from mmbench.infra.retry import is_transient_or_creation_race, retry_call
 from mmbench.infra.secrets import redact_text, redact_url, remember_secrets
 
@@ -125,6 +125,7 @@ def open_storage(url: str, *, heartbeat: int | None = DEFAULT_HEARTBEAT) -> optu
                   "heartbeat_stale_trial_callback": StaleTrialHandler()}
     # a connection the server dropped while idle is replaced instead of failing the next call
     engine_kwargs = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    tune_sqlite(url)
     try:
         return retry_call(_owned_trials(_retrying_rdb_class()), with_driver(url), engine_kwargs=engine_kwargs, what=f"--storage {shown}",
                           retry_if=is_transient_or_creation_race, **kwargs)

@@ -62,7 +62,7 @@ class Tracker:
     def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI) -> None:
         from mlflow import MlflowClient
 
-        from mmbench.infra.databases import with_driver
+        from mmbench.infra.databases import tune_sqlite, with_driver
         from mmbench.infra.retry import RetryingProxy, is_transient_or_creation_race, redacting_failure, retry_call
 
         if _is_file_store(tracking_uri):
@@ -75,6 +75,7 @@ class Tracker:
         for name, value in HTTP_LIMITS.items():  # the user's own settings win
             os.environ.setdefault(name, value)
         remember_secrets(tracking_uri)
+        tune_sqlite(tracking_uri)
         self.tracking_uri = tracking_uri
         shown = f"tracking URI {redact_url(tracking_uri)}"
         on_failure = redacting_failure(tracking_uri, "--tracking-uri", TrackingError)
