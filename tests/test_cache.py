@@ -222,6 +222,68 @@ def test_a_deadline_stops_the_feature_pass_between_batches():
     assert len(encoder.longest) == 2
 
 
+class SlowRecorder(LengthRecorder):
+    """LengthRecorder at a quarter of a second a batch: a pass whose pace is known."""
+
+    name = "text.slowrecorder"
+
+    def forward(self, batch):
+        import time
+
+        time.sleep(0.25)
+        return super().forward(batch)
+
+
+def test_a_feature_pass_that_cannot_end_before_the_deadline_stops_early_and_one_that_can_runs_on():
+    import time
+
+    from mmbench.data.schema import ModalityInfo
+    from mmbench.train.features.compute import FeaturePassStopped
+
+    ids, mask = torch.arange(1, 101).reshape(20, 5), torch.ones(20, 5, dtype=torch.bool)  # 10 batches, ~2.5 s
+    encoder = SlowRecorder(ModalityInfo(name="text", kind="text", columns=("t",)))
+    deadline = time.monotonic() + 1.6
+    with pytest.raises(FeaturePassStopped, match="would end about") as stopped:
+        compute_features(encoder, {"train": {"ids": ids, "mask": mask}}, device="cpu", batch_size=2, deadline=deadline)
+    assert 2 <= len(encoder.longest) <= 5  # stopped on its pace, long before the deadline itself would
+    assert stopped.value.projected_end > deadline
+    encoder.longest.clear()
+    features = compute_features(encoder, {"train": {"ids": ids, "mask": mask}}, device="cpu", batch_size=2,
+                                deadline=time.monotonic() + 60)
+    assert len(encoder.longest) == 10 and features["train"]["pooled"].shape == (20, 1)
+
+
+def test_a_pass_stopped_for_want_of_time_is_not_started_again_before_a_deadline_it_cannot_meet(frozen, tiny_task, tmp_path,
+                                                                                               monkeypatch):
+    import time
+
+    import mmbench.train.features.store as store
+    from mmbench.tasks.files import resolve_task
+    from mmbench.tasks.loading import load_task_data
+    from mmbench.train.features.compute import FeaturePassStopped
+    from mmbench.train.model import preprocessors_for
+
+    calls = []
+
+    def too_slow(*args, **kwargs):
+        calls.append(1)
+        raise FeaturePassStopped("would end about 100 s from now", projected_end=time.monotonic() + 100)
+
+    monkeypatch.setattr(store, "compute_features", too_slow)
+    data = load_task_data(resolve_task(str(tiny_task(n_samples=120)), frozen), frozen)
+    config = _config(fusion="early")
+    cache = FeatureCache(root=tmp_path / "cache")
+    args = (config, data, preprocessors_for(config, data.schema, frozen), frozen)
+    with pytest.raises(FeaturePassStopped):
+        cache.trial_inputs(*args, deadline=time.monotonic() + 50)
+    with pytest.raises(FeaturePassStopped, match="needs about 100 s"):
+        cache.trial_inputs(*args, deadline=time.monotonic() + 50)
+    assert len(calls) == 1  # the second trial did not start the pass
+    with pytest.raises(FeaturePassStopped):
+        cache.trial_inputs(*args, deadline=time.monotonic() + 500)  # time enough: the pass is tried again
+    assert len(calls) == 2
+
+
 def test_a_trial_whose_feature_pass_meets_the_deadline_is_pruned_and_caches_nothing(frozen, tiny_task, search_settings,
                                                                                      tmp_path, stores, monkeypatch):
     import optuna

@@ -24,6 +24,7 @@ from mmbench.testing import (
     check_gradients,
     check_input_order,
     check_output_shapes,
+    check_pooled_only,
     check_seeded_determinism,
     check_space_points_build,
     check_state_dict_round_trip,
@@ -336,6 +337,32 @@ class OrderDependentFusion(Fusion):
 
 def test_a_fusion_that_depends_on_the_order_of_its_inputs_is_caught():
     assert "the output changes when the inputs dict is given in another order" in _error(check_input_order, OrderDependentFusion)
+
+
+class TokenReadingFusion(Fusion):
+    """Declares it reads pooled vectors only, but averages tokens where there are any."""
+
+    name = "tokenreading"
+    description = "mean of token_view"
+    space = {}
+    reads_tokens = False
+
+    def __init__(self, dims, n_outputs):
+        super().__init__(dims, n_outputs)
+        self.order = sorted(dims)
+        self.head = nn.Linear(sum(dims.values()), n_outputs)
+
+    def forward(self, encoded):
+        return self.head(torch.cat([encoded[m].token_view()[0].mean(dim=1) for m in self.order], dim=-1))
+
+
+def test_a_fusion_that_claims_to_read_pooled_vectors_only_but_reads_tokens_is_caught():
+    assert "reads_tokens is False but the output changes" in _error(check_pooled_only, TokenReadingFusion)
+    TokenReadingFusion.reads_tokens = True  # the honest declaration passes (the check does not apply)
+    try:
+        check_pooled_only("tokenreading", TokenReadingFusion)
+    finally:
+        TokenReadingFusion.reads_tokens = False
 
 
 class ProgressWatchingProvider(DatasetProvider):

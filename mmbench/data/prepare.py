@@ -10,7 +10,7 @@ import numpy as np
 
 from mmbench.data.duplicates import content_keys, duplicate_clusters, duplicate_report
 from mmbench.data.fingerprint import fingerprint
-from mmbench.data.infer import TABULAR_SUBKINDS, infer_kind
+from mmbench.data.infer import TABULAR_SUBKINDS, infer_kinds
 from mmbench.data.inspection import column_report, identifier_warnings
 from mmbench.data.kinds import file_columns
 from mmbench.data.provider import SPLITS, RawData
@@ -270,14 +270,10 @@ def _column_kinds(raw: RawData, spec: DataSpec, sample: datasets.Dataset, split_
             available = ", ".join(known)
             raise ConfigError(f"modalities: column '{column}' has unknown kind '{kind}'; available: {available}, ignore")
         kinds[column] = kind
-    ignored = []
-    for column in columns:
-        if column not in kinds and column not in (spec.label, spec.split.group_column):
-            guess = infer_kind(sample, column, base_dir=base_dir(raw, split_name))
-            if guess is None:
-                ignored.append(column)
-            else:
-                kinds[column] = guess
+    undeclared = [column for column in columns if column not in kinds and column not in (spec.label, spec.split.group_column)]
+    guesses = infer_kinds(sample, undeclared, base_dir=base_dir(raw, split_name)) if undeclared else {}
+    ignored = [column for column in undeclared if guesses[column] is None]
+    kinds.update({column: guess for column, guess in guesses.items() if guess is not None})
     kinds.pop(spec.label, None)
     group = spec.split.group_column
     if group and spec.modalities.get(group, "ignore") == "ignore" and group not in raw.modalities:

@@ -16,6 +16,7 @@ from mmbench.testing.kit import (
     check_input_order,
     check_load,
     check_output_shapes,
+    check_pooled_only,
     check_prepare,
     check_seeded_determinism,
     check_sequence_input,
@@ -32,4 +33,4 @@ from mmbench.testing.kit import (
     yield_checks,
 )
 
-__all__ = ['ConformanceError', 'check_batch_of_one', 'check_dataset', 'check_declaration', 'check_encoder', 'check_fusion', 'check_gradients', 'check_input_order', 'check_load', 'check_output_shapes', 'check_prepare', 'check_seeded_determinism', 'check_sequence_input', 'check_space_points_build', 'check_state_dict_round_trip', 'check_task_types', 'check_unknown_option_rejected', 'example_batch', 'example_info', 'example_rows', 'fusion_inputs', 'parametrize_with_checks', 'space_points', 'yield_checks']
+__all__ = ['ConformanceError', 'check_batch_of_one', 'check_dataset', 'check_declaration', 'check_encoder', 'check_fusion', 'check_gradients', 'check_input_order', 'check_load', 'check_output_shapes', 'check_pooled_only', 'check_prepare', 'check_seeded_determinism', 'check_sequence_input', 'check_space_points_build', 'check_state_dict_round_trip', 'check_task_types', 'check_unknown_option_rejected', 'example_batch', 'example_info', 'example_rows', 'fusion_inputs', 'parametrize_with_checks', 'space_points', 'yield_checks']

@@ -220,6 +220,23 @@ def check_input_order(name: str, component: type) -> None:
                   "iterate over self.dims (fixed at construction), not over the inputs dict")
 
 
+def check_pooled_only(name: str, component: type) -> None:
+    """A fusion that declares ``reads_tokens = False`` gives the same logits when its inputs carry
+    only pooled vectors (what a trial on cached features gives it, :mod:`mmbench.train.features`)."""
+    if getattr(component, "reads_tokens", True):
+        return
+    case = _Case(name, component, "check_pooled_only", {}, BATCH_SIZE)
+    module = case.build().eval()
+    with torch.no_grad():
+        full = case.run(module)
+        with case._calling("forward on the same inputs without tokens and masks", "read only Encoded.pooled, or set reads_tokens = True"):
+            pooled = module({m: Encoded(pooled=e.pooled) for m, e in case.inputs.items()})
+    if not isinstance(full, torch.Tensor) or not isinstance(pooled, torch.Tensor) or full.shape != pooled.shape \
+            or not torch.allclose(full, pooled, atol=1e-5):
+        case.fail("reads_tokens is False but the output changes when the inputs carry pooled vectors only",
+                  "set reads_tokens = True (the default), or read only Encoded.pooled")
+
+
 def check_sequence_input(name: str, component: type) -> None:
     """An ``embedding`` encoder accepts sequences ``(B, T, D)`` as well as vectors ``(B, D)``."""
     case = _Case(name, component, "check_sequence_input", {}, BATCH_SIZE, seq_len=5)

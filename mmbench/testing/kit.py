@@ -50,6 +50,7 @@ from mmbench.testing.checks import (
     check_gradients,
     check_input_order,
     check_output_shapes,
+    check_pooled_only,
     check_seeded_determinism,
     check_sequence_input,
     check_space_points_build,
@@ -69,6 +70,7 @@ __all__ = [
     "check_input_order",
     "check_load",
     "check_output_shapes",
+    "check_pooled_only",
     "check_prepare",
     "check_seeded_determinism",
     "check_sequence_input",
@@ -117,6 +119,7 @@ def yield_checks(component: type) -> Iterator[Check]:
         yield check_sequence_input
     if issubclass(component, Fusion):
         yield check_input_order
+        yield check_pooled_only
         yield check_task_types
 
 

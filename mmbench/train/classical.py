@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mmbench.data.schema import Schema
 
 #: The classical models, in the order they are fitted (cheapest first).
-CLASSICAL_MODELS = ("majority", "tfidf_logreg", "lightgbm", "extra_trees", "random_forest")
+CLASSICAL_MODELS = ("majority", "tfidf_logreg", "lightgbm", "random_forest", "extra_trees")
 #: Trees of each forest, and how many are grown between two looks at the deadline.
 FOREST_TREES = 300
 FOREST_CHUNK = 50

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,26 @@ FIELDS = ("pooled", "tokens", "mask")
 Allocate = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
 
 
-class FeaturePassStopped(TrialError):
-    """The search's deadline (``--time-limit``) passed during a frozen encoder's feature pass.
+#: A pass is projected only after this many batches and seconds (the first batches warm up).
+PROJECT_AFTER_BATCHES = 2
+PROJECT_AFTER_S = 1.0
 
-    A pass over every row can take minutes on a CPU; stopping it keeps the hard budget. Nothing
-    is cached, so a later search computes the pass again from the start.
+
+class FeaturePassStopped(TrialError):
+    """The search's deadline (``--time-limit``) passed, or would pass, during a frozen encoder's feature pass.
+
+    A pass over every row can take minutes on a CPU; stopping it keeps the hard budget, and
+    stopping it as soon as its pace shows it cannot end in time leaves that time to other trials.
+    Nothing is cached, so a later search computes the pass again from the start.
+
+    Attributes:
+        projected_end: the ``time.monotonic()`` value the pass was on course to end at (``None``
+            when it was stopped by the deadline itself).
     """
+
+    def __init__(self, message: str, projected_end: float | None = None) -> None:
+        super().__init__(message)
+        self.projected_end = projected_end
 
 
 def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: str = "auto",
@@ -41,10 +56,14 @@ def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: st
     Args:
         allocate: ``(name, shape, dtype) -> tensor`` for the outputs (default: in memory);
             :meth:`mmbench.data.prepared.PreparedData.allocate` spills them past the memory budget.
-        deadline: checked before each batch (:func:`mmbench.train.loop.past_deadline`).
+        deadline: checked before each batch (:func:`mmbench.train.loop.past_deadline`); a
+            ``time.monotonic()`` value is also compared, from the third batch on, with when
+            the pass will end at its pace so far (rows go shortest first, so the projection is
+            optimistic and never stops a pass that would have ended in time).
 
     Raises:
-        FeaturePassStopped: the deadline passed; the message says how far the pass got.
+        FeaturePassStopped: the deadline passed, or the pass cannot end before it; the message
+            says how far the pass got.
     """
     from mmbench.train.loop import past_deadline, resolve_device
 
@@ -52,7 +71,8 @@ def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: st
     target = resolve_device(device)
     encoder.to(target).eval()
     features: dict[str, Tensors] = {}
-    total, done = sum(int(next(iter(tensors.values())).shape[0]) for tensors in raw.values()), 0
+    total, done, n_batches = sum(int(next(iter(tensors.values())).shape[0]) for tensors in raw.values()), 0, 0
+    started = time.monotonic()
     with torch.no_grad():  # not inference_mode: its tensors cannot enter the trials' autograd graphs
         for split, tensors in raw.items():
             order = length_order(tensors)
@@ -62,6 +82,14 @@ def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: st
                     encoder.to("cpu")
                     raise FeaturePassStopped(f"the --time-limit deadline passed while the frozen encoder computed its features "
                                              f"({done} of {total} rows done; nothing cached)")
+                end = _projected_end(started, done, total, n_batches)
+                if end is not None and isinstance(deadline, (int, float)) and end > deadline:
+                    encoder.to("cpu")
+                    raise FeaturePassStopped(
+                        f"the frozen encoder's feature pass would end about {end - time.monotonic():.0f} s from now, after the "
+                        f"--time-limit deadline ({max(0.0, deadline - time.monotonic()):.0f} s left; {done} of {total} rows done, "
+                        "nothing cached)", projected_end=end)
+                n_batches += 1
                 rows = order[start : start + batch_size]
                 done += len(rows)
                 encoded = encoder({k: v[rows].to(target) for k, v in tensors.items()})
@@ -75,6 +103,14 @@ def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: st
             features[split] = outputs
     encoder.to("cpu")
     return features
+
+
+def _projected_end(started: float, done: int, total: int, n_batches: int) -> float | None:
+    """When the pass ends at its pace so far (``None`` until it has a pace to go by)."""
+    elapsed = time.monotonic() - started
+    if n_batches < PROJECT_AFTER_BATCHES or elapsed < PROJECT_AFTER_S or not done:
+        return None
+    return time.monotonic() + (total - done) * elapsed / done
 
 
 def length_order(tensors: Tensors) -> torch.Tensor:

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ import torch
 from mmbench.components import Encoded, Encoder
 from mmbench.data.provider import SPLITS
 from mmbench.errors import ConfigError
-from mmbench.train.features.compute import Allocate, compute_features
+from mmbench.train.features.compute import Allocate, FeaturePassStopped, compute_features
 from mmbench.train.features.encoder import CachedEncoder
 from mmbench.train.features.keys import CACHE_VERSION, entry_key
 
@@ -130,6 +131,7 @@ class FeatureCache:
     misses: int = 0
     _memory: dict[str, _Entry] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pass_seconds: dict[str, float] = field(default_factory=dict, repr=False)  # digest -> a pass stopped for want of time: its projected length
 
     @classmethod
     def from_options(cls, cache_dir: Path | str | None, size_gb: float | None, *, device: str = "auto") -> FeatureCache | None:
@@ -206,19 +208,39 @@ class FeatureCache:
                 return None
             features = self._load(digest, description)
             if features is None:
+                self._refuse_if_too_slow(digest, name, deadline)
                 self.misses += 1
                 prefix = f"features-{digest[:12]}"
-                features = compute_features(
-                    encoder, raw, device=self.device,
-                    allocate=None if allocate is None else lambda name, shape, dtype: allocate(f"{prefix}-{name}", shape, dtype),
-                    deadline=deadline,
-                )
+                started = time.monotonic()
+                try:
+                    features = compute_features(
+                        encoder, raw, device=self.device,
+                        allocate=None if allocate is None else lambda name, shape, dtype: allocate(f"{prefix}-{name}", shape, dtype),
+                        deadline=deadline,
+                    )
+                except FeaturePassStopped as stopped:
+                    if stopped.projected_end is not None:
+                        self._pass_seconds[digest] = stopped.projected_end - started
+                    raise
                 self._save(digest, description, features)
             else:
                 self.hits += 1
             entry = _Entry(features, encoder)
             self._memory[digest] = entry
             return entry
+
+    def _refuse_if_too_slow(self, digest: str, name: str, deadline: float | Callable[[], bool] | None) -> None:
+        """A pass this search already stopped because it could not end in time is not started again
+        before a deadline it cannot meet either (the next trials on the same encoder would each
+        spend seconds finding that out)."""
+        needed = self._pass_seconds.get(digest)
+        if needed is None or not isinstance(deadline, (int, float)):
+            return
+        left = deadline - time.monotonic()
+        if needed > left:
+            raise FeaturePassStopped(f"the feature pass of '{name}' needs about {needed:.0f} s (measured by an earlier trial), "
+                                     f"more than the {max(0.0, left):.0f} s left of the --time-limit; nothing cached",
+                                     projected_end=time.monotonic() + needed)
 
     def path(self, digest: str) -> Path | None:
         """The file of an entry (``None`` without a folder)."""
