@@ -242,15 +242,24 @@ def test_a_feature_pass_that_cannot_end_before_the_deadline_stops_early_and_one_
 
     ids, mask = torch.arange(1, 101).reshape(20, 5), torch.ones(20, 5, dtype=torch.bool)  # 10 batches, ~2.5 s
     encoder = SlowRecorder(ModalityInfo(name="text", kind="text", columns=("t",)))
-    deadline = time.monotonic() + 1.6
+    deadline = time.monotonic() + 2.2
     with pytest.raises(FeaturePassStopped, match="would end about") as stopped:
         compute_features(encoder, {"train": {"ids": ids, "mask": mask}}, device="cpu", batch_size=2, deadline=deadline)
-    assert 2 <= len(encoder.longest) <= 5  # stopped on its pace, long before the deadline itself would
+    assert 3 <= len(encoder.longest) <= 6  # stopped on its pace, before the deadline itself would
     assert stopped.value.projected_end > deadline
     encoder.longest.clear()
     features = compute_features(encoder, {"train": {"ids": ids, "mask": mask}}, device="cpu", batch_size=2,
                                 deadline=time.monotonic() + 60)
     assert len(encoder.longest) == 10 and features["train"]["pooled"].shape == (20, 1)
+
+
+def test_the_pace_of_a_pass_counts_padded_tokens_so_short_rows_first_do_not_promise_long_rows_at_their_speed():
+    from mmbench.train.features.compute import batch_work, length_order
+
+    lengths = torch.tensor([40, 2, 2, 40, 2, 2])
+    tensors = {"ids": torch.ones(6, 40, dtype=torch.long), "mask": torch.arange(40) < lengths[:, None]}
+    assert batch_work(tensors, length_order(tensors), 2) == [4.0, 4.0, 80.0]  # the last batch is 10x the first two together
+    assert batch_work({"values": torch.ones(5, 3)}, torch.arange(5), 2) == [2.0, 2.0, 1.0]  # no mask: rows
 
 
 def test_a_pass_stopped_for_want_of_time_is_not_started_again_before_a_deadline_it_cannot_meet(frozen, tiny_task, tmp_path,
