@@ -37,11 +37,11 @@ def test_a_finetune_share_too_short_to_fine_tune_on_this_device_goes_to_the_sear
     space = plan_search(search_settings(tiny_task(), preset="medium"), registry).space
     space.encoders = {**space.encoders, "x1": ["text.pretrained"]}
     short = 0.9 * MIN_FINETUNE_CPU_S / medium["finetune"]  # its share: just under what a CPU needs
-    on_cpu = stage_shares(medium, space, registry, time_limit=short, on_cpu=True)
+    on_cpu = stage_shares(medium, space, registry, time_limit=short, device="cpu")
     assert on_cpu["finetune"] == 0.0 and on_cpu["search"] == medium["search"] + medium["finetune"]
     assert short * medium["finetune"] >= MIN_FINETUNE_S  # the same seconds are enough on a GPU
-    assert stage_shares(medium, space, registry, time_limit=short, on_cpu=False) == dict(medium)
-    assert stage_shares(medium, space, registry, time_limit=1.2 * short / 0.9, on_cpu=True) == dict(medium)
+    assert stage_shares(medium, space, registry, time_limit=short, device="cuda") == dict(medium)
+    assert stage_shares(medium, space, registry, time_limit=1.2 * short / 0.9, device="cpu") == dict(medium)
 
 
 class _Objective:

@@ -40,9 +40,9 @@ def tune_sqlite(url: str) -> None:
     ``synchronous=NORMAL``, on every connection any engine of this process makes to it.
 
     A trial writes a few dozen small transactions (Optuna's parameters, reports and attributes,
-    MLflow's run); SQLite's default rollback journal syncs the disk on each, 2.1 ms a commit on
-    this project's CI machine against 0.03 ms in WAL mode (measured with the sqlite3 module, 300
-    commits), and lets readers block the writer. WAL mode persists in the file and works for
+    MLflow's run); SQLite's default rollback journal syncs the disk on each, 2.1 to 2.7 ms a commit
+    on this project's machine against 0.03 ms in WAL mode (``benchmarks/sqlite_commits.py``), and
+    lets readers block the writer. WAL mode persists in the file and works for
     several processes on one machine; a database on a network file system needs PostgreSQL
     anyway (docs/search.md). ``synchronous=NORMAL`` can lose the last commits on a power cut,
     never on a crash of the process, and never corrupts the file.

@@ -34,18 +34,28 @@ MIN_FINETUNE_CPU_S = 600.0
 
 
 def stage_shares(shares: Mapping[str, float], space: SearchSpace, registry: Registry, *, time_limit: float | None = None,
-                 on_cpu: bool = False) -> dict[str, float]:
+                 device: str = "auto") -> dict[str, float]:
     """The preset's stage shares, with the fine-tuning share given to the search where no encoder of
     the space can fine-tune (no ``finetune`` hyperparameter), or where that share of ``time_limit``
-    is under what fine-tuning needs (:data:`MIN_FINETUNE_CPU_S` on a CPU): held back, it would only
-    sit unused (measured: a 300 s av-digits-hard search ended 32 s early, a 120 s PetFinder one 14 s)."""
+    is under what fine-tuning needs on ``device`` (:data:`MIN_FINETUNE_CPU_S` on a CPU): held back,
+    it would only sit unused (measured: a 300 s av-digits-hard search ended 32 s early, a 120 s
+    PetFinder one 14 s)."""
     if not shares.get("finetune"):
         return dict(shares)
     tunable = any("finetune" in registry.get_encoder(name).space for names in space.encoders.values() for name in names)
-    needed = MIN_FINETUNE_CPU_S if on_cpu else MIN_FINETUNE_S
+    needed = MIN_FINETUNE_CPU_S if _on_cpu(device) else MIN_FINETUNE_S
     if tunable and (time_limit is None or time_limit * shares["finetune"] >= needed):
         return dict(shares)
     return {**shares, "search": shares.get("search", 0.0) + shares["finetune"], "finetune": 0.0}
+
+
+def _on_cpu(device: str) -> bool:
+    """Whether trials on ``device`` (``--device``) run on the CPU."""
+    if device != "auto":
+        return device.startswith("cpu")
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def stage_timeout(budget: Budget | None, stage: str, objective: Objective, timeout: float | None,

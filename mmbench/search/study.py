@@ -199,20 +199,12 @@ def plan_search(settings: SearchSettings, registry: Registry, *, started: float 
 
         # a grid search runs every point once: its size is the budget
         n_trials = len(walk_space(lambda t: space.suggest(t, registry, seed=0), grid_values, limit=MAX_GRID_POINTS))
-    shares = {}
-    if preset is not None and preset.stages:
-        on_cpu = settings.compute.device == "cpu" or (settings.compute.device == "auto" and not _cuda_available())
-        shares = {"shares": stage_shares(preset.stages, space, registry, time_limit=time_limit, on_cpu=on_cpu)}
+    shares = {"shares": stage_shares(preset.stages, space, registry, time_limit=time_limit, device=settings.compute.device)} \
+        if preset is not None and preset.stages else {}
     return SearchPlan(task, data, space, settings.store.study or task.name, n_trials,
                       settings.budget.timeout or defaults.get("timeout"), tuple(settings.space.objectives),
                       budget=Budget(time_limit, **shares, started=started or time.monotonic()) if time_limit else None,
                       preset=preset)
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def open_study(settings: SearchSettings, plan: SearchPlan, registry: Registry) -> optuna.Study:
