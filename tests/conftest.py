@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,10 @@ from tests.servers import mlflow_server, postgres  # noqa: F401 - session fixtur
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# the feature and media caches of this run only: no entry from a benchmark or an earlier run reaches a test
+if "MMBENCH_CACHE" not in os.environ:
+    os.environ["MMBENCH_CACHE"] = tempfile.mkdtemp(prefix="mmbench-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MMBENCH_CACHE"], True)
 
 
 @pytest.fixture(autouse=True)
