@@ -50,13 +50,14 @@ def run_classical(tracker: Tracker, task: Task, data: PreparedData, *, experimen
     and a running one stops growing at ``end_by`` (``time.monotonic()`` values)."""
     from mmbench.search.objective import failure_reason
     from mmbench.tracking.predictions import RunPredictions, log_predictions
-    from mmbench.train.classical import CLASSICAL_MODELS, applicable, columns_of, fit_classical
+    from mmbench.train.classical import CLASSICAL_MODELS, applicable, columns_of, fit_classical, split_frames
     from mmbench.train.metrics import probability_metrics
 
     done: list[ClassicalRun] = []
     labels = {split: data.labels(split).numpy() for split in ("validation", "test")}
     n_classes = len(data.schema.classes)
     columns = columns_of(data.schema, data.splits["train"])
+    tables = None  # the splits as frames, built once for every model (inside the try: a failure is recorded)
     for name in [n for n in CLASSICAL_MODELS if applicable(n, columns)]:
         if start_by is not None and time.monotonic() >= start_by:
             break
@@ -66,7 +67,8 @@ def run_classical(tracker: Tracker, task: Task, data: PreparedData, *, experimen
         run_id = tracker.start_derived(experiment_id, parent_run_id, role=ROLE_CLASSICAL, run_name=classical_combination(name),
                                        tags=tags, params={"model": name, "seed": seed})
         try:
-            fitted = fit_classical(name, data, seed=seed, deadline=end_by)
+            tables = split_frames(data, columns) if tables is None else tables
+            fitted = fit_classical(name, data, seed=seed, deadline=end_by, tables=tables)
         except Exception as error:  # noqa: BLE001 - a baseline that cannot fit must not end the search
             tracker.finish(run_id, "FAIL", reason=failure_reason(error))
             done.append(ClassicalRun(name, run_id, None, None, failure_reason(error)))

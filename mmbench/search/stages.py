@@ -50,7 +50,9 @@ def stage_shares(shares: Mapping[str, float], space: SearchSpace, registry: Regi
 
 
 def _on_cpu(device: str) -> bool:
-    """Whether trials on ``device`` (``--device``) run on the CPU."""
+    """Whether trials on ``device`` (``--device``) run on the CPU; unlike
+    :func:`mmbench.train.loop.resolve_device`, a ``cuda`` request is taken at its word (the
+    device pool reports a missing GPU)."""
     if device != "auto":
         return device.startswith("cpu")
     import torch

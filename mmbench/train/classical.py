@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from mmbench.data.prepared import PreparedData
     from mmbench.data.schema import Schema
 
-#: The classical models, in the order they are fitted (cheapest first).
+#: The classical models, in the order they are fitted (cheap ones first; the random forest, stronger
+#: than the extra trees on PetFinder, before them).
 CLASSICAL_MODELS = ("majority", "tfidf_logreg", "lightgbm", "random_forest", "extra_trees")
 #: Trees of each forest, and how many are grown between two looks at the deadline.
 FOREST_TREES = 300
@@ -121,8 +123,13 @@ def applicable(name: str, columns: Columns) -> bool:
     return name == "majority" or bool(columns.all)
 
 
+def split_frames(data: PreparedData, columns: Columns) -> dict[str, pd.DataFrame]:
+    """Every split's :func:`frame`: build it once for several models (1.4 s on PetFinder)."""
+    return {split: frame(data.splits[split], columns) for split in ("train", "validation", "test")}
+
+
 def fit_classical(name: str, data: PreparedData, *, seed: int = 0, n_jobs: int | None = None, deadline: float | None = None,
-                  n_estimators: int | None = None) -> ClassicalFit | None:
+                  n_estimators: int | None = None, tables: Mapping[str, pd.DataFrame] | None = None) -> ClassicalFit | None:
     """Fit one classical model on ``data``'s train split; ``None`` when it has no columns to read.
 
     Args:
@@ -131,6 +138,7 @@ def fit_classical(name: str, data: PreparedData, *, seed: int = 0, n_jobs: int |
         n_estimators: rounds or trees to fit (default: the full count), so a model the deadline
             cut refits exactly (``mmbench predict``: LightGBM is deterministic, and a forest's
             first trees do not depend on how many follow).
+        tables: :func:`split_frames` of ``data``, when the caller already has them.
 
     Raises:
         ValueError: ``name`` is not one of :data:`CLASSICAL_MODELS`.
@@ -141,7 +149,7 @@ def fit_classical(name: str, data: PreparedData, *, seed: int = 0, n_jobs: int |
     if not applicable(name, columns):
         return None
     started = time.perf_counter()
-    tables = {split: frame(data.splits[split], columns) for split in ("train", "validation", "test")}
+    tables = dict(tables) if tables is not None else split_frames(data, columns)
     labels = {split: data.labels(split).numpy() for split in ("train", "validation")}
     n_classes = len(data.schema.classes)
     threads = n_jobs or max(1, min(4, os.cpu_count() or 1))
@@ -182,16 +190,14 @@ def _placeholder(n_rows: int) -> Any:
     return np.zeros((n_rows, 1))
 
 
-def _past(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
-
-
 def _lightgbm(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns, n_classes: int,
               *, seed: int, n_jobs: int, deadline: float | None, n_estimators: int | None) -> tuple[Any, dict[str, Any]]:
     """Default-ish LightGBM on numeric + ordinal-coded categorical + n-gram counts, early-stopped on
     validation, and at ``deadline``."""
     import lightgbm
     from sklearn.pipeline import Pipeline
+
+    from mmbench.train.loop import past_deadline
 
     features = _tree_features(tables["train"], columns, impute=False)
     train = features.fit_transform(tables["train"]).astype("float32")
@@ -208,7 +214,7 @@ def _lightgbm(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], co
     def stop_at_deadline(env: Any) -> None:
         """Past the deadline, end training as early stopping would, at the best round so far."""
         rounds[0] = env.iteration + 1
-        if _past(deadline):
+        if past_deadline(deadline):
             losses = next(iter(next(iter(history.values())).values()))
             best = min(range(len(losses)), key=losses.__getitem__)
             raise lightgbm.callback.EarlyStopException(best, env.evaluation_result_list)
@@ -219,7 +225,7 @@ def _lightgbm(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], co
         model.fit(train, labels["train"], eval_set=[(validation, labels["validation"])], categorical_feature=categorical or "auto",
                   callbacks=[lightgbm.record_evaluation(history), lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
                              stop_at_deadline])
-    if rounds[0] < params["n_estimators"] and _past(deadline):
+    if rounds[0] < params["n_estimators"] and past_deadline(deadline):
         params["n_estimators"] = rounds[0]  # what a refit must grow to be this model
     params["best_iteration"] = int(model.best_iteration_ or params["n_estimators"])
     return Pipeline([("features", features), ("lightgbm", model)]), params
@@ -248,6 +254,9 @@ def _forest(name: str, tables: dict[str, pd.DataFrame], labels: dict[str, np.nda
     bagged rather than boosted, so their errors differ from LightGBM's. Trees are grown
     :data:`FOREST_CHUNK` at a time (``warm_start``: the same trees as one fit) until ``deadline``."""
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from mmbench.train.loop import past_deadline
 
     total = n_estimators or FOREST_TREES
     criterion = "entropy" if name == "random_forest" else "gini"
@@ -257,27 +266,11 @@ def _forest(name: str, tables: dict[str, pd.DataFrame], labels: dict[str, np.nda
     features = _tree_features(tables["train"], columns, impute=True)
     train = features.fit_transform(tables["train"])
     forest.fit(train, labels["train"])
-    while forest.n_estimators < total and not _past(deadline):
+    while forest.n_estimators < total and not past_deadline(deadline):
         forest.n_estimators = min(forest.n_estimators + FOREST_CHUNK, total)
         forest.fit(train, labels["train"])
     params = {"n_estimators": forest.n_estimators, "criterion": criterion, "max_features": "sqrt"}
-    return _Fitted(features, forest), params
-
-
-@dataclass
-class _Fitted:
-    """Features then a model: a scikit-learn pipeline's ``predict_proba`` and ``classes_``, for a
-    model fitted on transformed features (a pipeline would transform train again at each chunk)."""
-
-    features: Any
-    model: Any
-
-    @property
-    def classes_(self) -> Any:
-        return self.model.classes_
-
-    def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(self.features.transform(table))
+    return Pipeline([("features", features), (name, forest)]), params  # fitted step by step: train is transformed once
 
 
 def _tfidf_logreg(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns,

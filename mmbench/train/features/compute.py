@@ -22,7 +22,7 @@ FIELDS = ("pooled", "tokens", "mask")
 Allocate = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
 
 
-#: A pass is projected only after this many batches and seconds (the first batches warm up).
+#: A pass is projected only once this many batches after its first (which warms up) and this many seconds are timed.
 PROJECT_AFTER_BATCHES = 2
 PROJECT_AFTER_S = 1.0
 
@@ -57,9 +57,9 @@ def compute_features(encoder: Encoder, raw: Mapping[str, Tensors], *, device: st
         allocate: ``(name, shape, dtype) -> tensor`` for the outputs (default: in memory);
             :meth:`mmbench.data.prepared.PreparedData.allocate` spills them past the memory budget.
         deadline: checked before each batch (:func:`mmbench.train.loop.past_deadline`); a
-            ``time.monotonic()`` value is also compared, from the third batch on, with when
-            the pass will end at its pace so far (rows go shortest first, so the projection is
-            optimistic and never stops a pass that would have ended in time).
+            ``time.monotonic()`` value is also compared, once :data:`PROJECT_AFTER_BATCHES`
+            batches after the first and :data:`PROJECT_AFTER_S` seconds are timed, with when the
+            pass will end at its pace so far in padded tokens (:func:`batch_work`).
 
     Raises:
         FeaturePassStopped: the deadline passed, or the pass cannot end before it; the message
