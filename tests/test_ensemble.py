@@ -121,7 +121,7 @@ def test_classical_baselines_run_on_the_tasks_split_and_are_leaderboard_rows(sea
     from mmbench.tracking.leaderboard import leaderboard
 
     names = {run.data.tags["mmbench.classical"] for run in _runs(searched, "classical")}
-    assert names == {"majority", "lightgbm", "random_forest", "extra_trees"}  # no text or tabular column: no TF-IDF model
+    assert names == {"majority", "lightgbm", "catboost", "random_forest", "extra_trees"}  # no text or tabular column: no TF-IDF model
     rows = {row.combination: row for row in leaderboard(_tracker(searched))}
     assert {"baseline | majority", "baseline | lightgbm"} <= set(rows)
     assert rows["baseline | lightgbm"].val_score > rows["baseline | majority"].val_score
@@ -199,7 +199,7 @@ def test_reproduce_reruns_the_selection_of_an_ensemble(searched):
 
 
 def _review_task(tmp_path):
-    """Reviews + a product table: the label is in the words, one numeric and one categorical column are noise."""
+    """Reviews + a product table: the label is in the words and in the shop (a category); the price is noise to a tree."""
     import csv
 
     words = {"pos": ["great", "lovely", "superb"], "neg": ["awful", "broken", "poor"]}
@@ -228,15 +228,16 @@ def test_classical_models_read_text_and_tabular_columns_on_the_tasks_split(tmp_p
     for model in fitted.values():
         assert model.val_proba.shape == (data.split_sizes["validation"], 2)
         assert model.test_proba.shape == (len(test_labels), 2)
-    for name in ("tfidf_logreg", "random_forest", "extra_trees"):  # the words carry the label
+    for name in ("tfidf_logreg", "catboost", "random_forest", "extra_trees"):  # the words (and the shop) carry the label
         assert float(np.mean(fitted[name].test_proba.argmax(axis=1) == test_labels)) >= 0.9, name
     assert fitted["random_forest"].params["n_estimators"] == FOREST_TREES
+    assert fitted["catboost"].columns.categorical == ["shop"] and "review" not in fitted["catboost"].model[0].get_feature_names_out()
     assert float(np.mean(fitted["majority"].test_proba.argmax(axis=1) == test_labels)) <= 0.6
     refit = fit_classical("lightgbm", data)
     assert np.array_equal(refit.test_proba, fitted["lightgbm"].test_proba)  # deterministic: predict can refit it
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "random_forest"])
+@pytest.mark.parametrize("name", ["lightgbm", "catboost", "random_forest"])
 def test_a_deadline_cuts_a_classical_fit_and_its_recorded_size_refits_it_exactly(tmp_path, registry, name):
     import time
 
@@ -249,7 +250,7 @@ def test_a_deadline_cuts_a_classical_fit_and_its_recorded_size_refits_it_exactly
     cut = fit_classical(name, data, deadline=time.monotonic())  # already past: the first round or chunk of trees only
     grown = cut.params["n_estimators"]
     assert grown < full.params["n_estimators"]
-    assert grown == (1 if name == "lightgbm" else FOREST_CHUNK)
+    assert grown == (FOREST_CHUNK if name == "random_forest" else 1)
     again = fit_classical(name, data, n_estimators=grown)  # what mmbench predict does with the recorded size
     assert np.array_equal(again.test_proba, cut.test_proba)
     assert not np.array_equal(full.test_proba, cut.test_proba)

@@ -1,0 +1,122 @@
+"""How well does ensemble selection generalise from a small validation split? Replays recorded searches.
+
+Ensemble selection (:mod:`mmbench.search.ensemble`) picks members and weights on validation
+predictions; with a few hundred validation rows and a dozen candidates it can fit the noise of
+those rows. This script measures that on the stored predictions of finished searches (no model is
+retrained): the validation and test rows of every candidate are pooled, then redrawn many times
+into a selection part (as many rows as validation had) and an evaluation part (the rest). On each
+draw every strategy selects on the selection part only and is scored on the evaluation part; the
+table gives each strategy's mean evaluation score (and its standard error over the draws) beside
+the best single candidate chosen on the same selection rows, which is what a leaderboard ranked by
+validation would pick without an ensemble.
+
+Usage (stores of earlier searches, e.g. the ones ``vs_peers.py`` prints)::
+
+    python benchmarks/ensemble_selection.py --store sqlite:////tmp/mmbench-bench-peers-petfinder-XXXX/mlflow.db \
+        [--store ...] --task petfinder [--draws 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import quiet  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", action="append", required=True, help="MLflow tracking URI of a finished search (repeatable).")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--draws", type=int, default=200, help="Random redraws of the selection rows per store.")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def strategies(metric: str, n_classes: int) -> dict[str, Callable[[list[Any], Any, int], tuple[float, ...]]]:
+    """Name -> ``select(val_probas, val_labels, seed)`` returning one weight per candidate."""
+    import numpy as np
+
+    from mmbench.search.ensemble import metric_score, select_ensemble
+
+    score = metric_score(metric, n_classes)
+
+    def best_single(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+        singles = [score(labels, p) for p in probas]
+        top = max(range(len(probas)), key=lambda i: (singles[i], -i))
+        return tuple(1.0 if i == top else 0.0 for i in range(len(probas)))
+
+    def greedy(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+        return select_ensemble(probas, labels, score=score, seed=seed).weights
+
+    def log_loss(labels: Any, proba: Any) -> float:
+        return float(np.log(np.clip(proba[np.arange(len(labels)), labels], 1e-12, None)).mean())
+
+    def greedy_log_loss(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+        return select_ensemble(probas, labels, score=log_loss, seed=seed).weights
+
+    def bagged(inner: Any) -> Any:
+        def select(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+            rng = np.random.default_rng(seed)
+            total = np.zeros(len(probas))
+            for _ in range(20):
+                rows = rng.integers(0, len(labels), len(labels))
+                total += inner([p[rows] for p in probas], labels[rows], seed)
+            return tuple(total / total.sum())
+        return select
+
+    return {"best single (by selection rows)": best_single, "greedy selection (mmbench)": greedy,
+            "greedy on log loss": greedy_log_loss, "bagged greedy (20 bootstraps)": bagged(greedy),
+            "bagged greedy on log loss": bagged(greedy_log_loss)}
+
+
+def replay(members: list[Any], metric: str, draws: int, seed: int) -> dict[str, list[float]]:
+    """Per strategy, its evaluation score on each draw."""
+    import numpy as np
+
+    from mmbench.search.ensemble import combine, metric_score
+
+    first = members[0].predictions
+    probas = [np.concatenate([m.predictions.val_proba, m.predictions.test_proba]) for m in members]
+    labels = np.concatenate([first.val_labels, first.test_labels])
+    n_classes, n_select = probas[0].shape[1], len(first.val_labels)
+    score = metric_score(metric, n_classes)
+    chosen = strategies(metric, n_classes)
+    found: dict[str, list[float]] = {name: [] for name in chosen}
+    rng = np.random.default_rng(seed)
+    for draw in range(draws):
+        order = rng.permutation(len(labels))
+        select, evaluate = order[:n_select], order[n_select:]
+        for name, strategy in chosen.items():
+            weights = strategy([p[select] for p in probas], labels[select], draw)
+            found[name].append(score(labels[evaluate], combine([p[evaluate] for p in probas], weights)))
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    import numpy as np
+
+    from mmbench.search.ensemble_stage import gather_members
+    from mmbench.tracking.tracker import Tracker
+
+    args = parse_args(argv)
+    quiet()
+    for uri in args.store:
+        tracker = Tracker(uri)
+        experiments = list(tracker.task_experiments(args.task))
+        members = [m for experiment in experiments for m in gather_members(tracker, experiment)]
+        metric = tracker.client.get_run(members[0].run_id).data.tags.get("mmbench.metric", "accuracy")
+        print(f"\n{uri}: {len(members)} candidates ({', '.join(sorted({m.combination for m in members}))}), "
+              f"{len(members[0].predictions.val_labels)} selection rows, {args.draws} draws, metric {metric}")
+        results = replay(members, metric, args.draws, args.seed)
+        print(f"| strategy | mean evaluation {metric} | std error |\n|---|---|---|")
+        for name, values in results.items():
+            print(f"| {name} | {np.mean(values):.4f} | {np.std(values) / np.sqrt(len(values)):.4f} |")
+
+
+if __name__ == "__main__":
+    main()
