@@ -28,11 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet  # noqa: E402
 
 
+#: Bootstrap draws of the selection rows for the bagged strategies.
+BAGS = 10
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", action="append", required=True, help="MLflow tracking URI of a finished search (repeatable).")
     parser.add_argument("--task", required=True)
-    parser.add_argument("--draws", type=int, default=200, help="Random redraws of the selection rows per store.")
+    parser.add_argument("--draws", type=int, default=40, help="Random redraws of the selection rows per store.")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -41,7 +45,7 @@ def strategies(metric: str, n_classes: int) -> dict[str, Callable[[list[Any], An
     """Name -> ``select(val_probas, val_labels, seed)`` returning one weight per candidate."""
     import numpy as np
 
-    from mmbench.search.ensemble import metric_score, select_ensemble
+    from mmbench.search.ensemble import combine, log_likelihood, metric_score, select_ensemble
 
     score = metric_score(metric, n_classes)
 
@@ -50,32 +54,41 @@ def strategies(metric: str, n_classes: int) -> dict[str, Callable[[list[Any], An
         top = max(range(len(probas)), key=lambda i: (singles[i], -i))
         return tuple(1.0 if i == top else 0.0 for i in range(len(probas)))
 
-    def greedy(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+    def by_metric(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
         return select_ensemble(probas, labels, score=score, seed=seed).weights
 
-    def log_loss(labels: Any, proba: Any) -> float:
-        return float(np.log(np.clip(proba[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    def by_log_likelihood(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+        return select_ensemble(probas, labels, score=log_likelihood, seed=seed).weights
 
-    def greedy_log_loss(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
-        return select_ensemble(probas, labels, score=log_loss, seed=seed).weights
+    def bagged(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+        """Selection on bootstrap draws of the selection rows, weights averaged (Caruana et al. 2004)."""
+        rng = np.random.default_rng(seed)
+        total = np.zeros(len(probas))
+        for _ in range(BAGS):
+            rows = rng.integers(0, len(labels), len(labels))
+            total += by_log_likelihood([p[rows] for p in probas], labels[rows], seed)
+        return tuple(total / total.sum())
 
-    def bagged(inner: Any) -> Any:
-        def select(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
-            rng = np.random.default_rng(seed)
-            total = np.zeros(len(probas))
-            for _ in range(20):
-                rows = rng.integers(0, len(labels), len(labels))
-                total += inner([p[rows] for p in probas], labels[rows], seed)
-            return tuple(total / total.sum())
-        return select
+    def cross_checked(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+        """The ensemble when it beats the best single model on held-out folds of the selection rows, else that model."""
+        rng = np.random.default_rng(seed)
+        gains = []
+        for fold in np.array_split(rng.permutation(len(labels)), 5):
+            fit = np.setdiff1d(np.arange(len(labels)), fold)
+            weights = {"ensemble": by_log_likelihood([p[fit] for p in probas], labels[fit], seed),
+                       "single": best_single([p[fit] for p in probas], labels[fit], seed)}
+            held_out = {name: score(labels[fold], combine([p[fold] for p in probas], w)) for name, w in weights.items()}
+            gains.append(held_out["ensemble"] - held_out["single"])
+        return by_log_likelihood(probas, labels, seed) if np.mean(gains) > 0 else best_single(probas, labels, seed)
 
-    return {"best single (by selection rows)": best_single, "greedy selection (mmbench)": greedy,
-            "greedy on log loss": greedy_log_loss, "bagged greedy (20 bootstraps)": bagged(greedy),
-            "bagged greedy on log loss": bagged(greedy_log_loss)}
+    return {"best single candidate": best_single, "greedy on log likelihood (mmbench since 2026-12-04)": by_log_likelihood,
+            f"greedy on {metric} (mmbench before)": by_metric, f"greedy on log likelihood, bagged ({BAGS} bootstraps)": bagged,
+            "greedy on log likelihood if it beats the best single on 5 held-out folds": cross_checked}
 
 
-def replay(members: list[Any], metric: str, draws: int, seed: int) -> dict[str, list[float]]:
-    """Per strategy, its evaluation score on each draw."""
+def replay(members: list[Any], metric: str, draws: int, seed: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per strategy, its evaluation score on each draw, and that of the leaderboard's best row (the
+    ensemble or the best single candidate, whichever scores higher on the selection rows)."""
     import numpy as np
 
     from mmbench.search.ensemble import combine, metric_score
@@ -87,14 +100,19 @@ def replay(members: list[Any], metric: str, draws: int, seed: int) -> dict[str, 
     score = metric_score(metric, n_classes)
     chosen = strategies(metric, n_classes)
     found: dict[str, list[float]] = {name: [] for name in chosen}
+    board: dict[str, list[float]] = {name: [] for name in chosen}
     rng = np.random.default_rng(seed)
     for draw in range(draws):
         order = rng.permutation(len(labels))
         select, evaluate = order[:n_select], order[n_select:]
+        single = max(probas, key=lambda p: score(labels[select], p[select]))
         for name, strategy in chosen.items():
             weights = strategy([p[select] for p in probas], labels[select], draw)
             found[name].append(score(labels[evaluate], combine([p[evaluate] for p in probas], weights)))
-    return found
+            # the leaderboard ranks the ensemble beside its candidates by the selection rows' score
+            wins = score(labels[select], combine([p[select] for p in probas], weights)) >= score(labels[select], single[select])
+            board[name].append(found[name][-1] if wins else score(labels[evaluate], single[evaluate]))
+    return found, board
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,10 +130,10 @@ def main(argv: list[str] | None = None) -> None:
         metric = tracker.client.get_run(members[0].run_id).data.tags.get("mmbench.metric", "accuracy")
         print(f"\n{uri}: {len(members)} candidates ({', '.join(sorted({m.combination for m in members}))}), "
               f"{len(members[0].predictions.val_labels)} selection rows, {args.draws} draws, metric {metric}")
-        results = replay(members, metric, args.draws, args.seed)
-        print(f"| strategy | mean evaluation {metric} | std error |\n|---|---|---|")
+        results, board = replay(members, metric, args.draws, args.seed)
+        print(f"| strategy | mean evaluation {metric} (std error) | leaderboard's best row: mean evaluation {metric} |\n|---|---|---|")
         for name, values in results.items():
-            print(f"| {name} | {np.mean(values):.4f} | {np.std(values) / np.sqrt(len(values)):.4f} |")
+            print(f"| {name} | {np.mean(values):.4f} ({np.std(values) / np.sqrt(len(values)):.4f}) | {np.mean(board[name]):.4f} |")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,32 @@ def test_classical_baselines_run_on_the_tasks_split_and_are_leaderboard_rows(sea
     assert rows["baseline | lightgbm"].val_score > rows["baseline | majority"].val_score
     ensemble_rows = [name for name in rows if name.startswith("ensemble | ")]
     assert len(ensemble_rows) == 1
-    assert rows[ensemble_rows[0]].val_score >= max(r.val_score for n, r in rows.items() if not n.startswith("ensemble"))
+    # selection maximises validation log likelihood: the ensemble is never worse there than any candidate alone
+    from mmbench.search.ensemble import log_likelihood
+    from mmbench.search.ensemble_stage import gather_members
+
+    ensemble = _runs(searched, "ensemble")[0]
+    candidates = gather_members(_tracker(searched), searched["outcome"].experiment_id)
+    assert len(candidates) >= 3
+    assert -ensemble.data.metrics["val_log_loss"] >= max(log_likelihood(c.predictions.val_labels, c.predictions.val_proba)
+                                                         for c in candidates) - 1e-6
+
+
+def test_selection_by_log_likelihood_skips_a_member_that_only_flips_rows_by_luck():
+    """Accuracy rewards a noisy model that happens to fix two validation rows; log likelihood sees its
+    confident mistakes and keeps the calibrated model alone."""
+    from mmbench.search.ensemble import log_likelihood, metric_score, select_ensemble
+
+    labels = np.array([0, 1] * 50)
+    truth = np.eye(2)[labels]
+    calibrated = np.where(truth == 1, 0.7, 0.3)  # right on every row but two near misses: accuracy 0.98
+    calibrated[:2] = np.where(truth[:2] == 1, 0.45, 0.55)
+    lucky = truth.copy()  # certain, and right on rows 0-59 (the near misses among them)...
+    lucky[60:] = 1 - truth[60:]  # ...and certain and wrong on the 40 others
+    by_accuracy = select_ensemble([calibrated, lucky], labels, score=metric_score("accuracy", 2), n_rounds=5)
+    by_likelihood = select_ensemble([calibrated, lucky], labels, score=log_likelihood, n_rounds=5)
+    assert by_accuracy.weights[1] > 0
+    assert by_likelihood.weights == (1.0, 0.0)
 
 
 def _rewrite_test_labels(tracker, run_id, labels):

@@ -2,7 +2,9 @@
 
 Greedy forward selection with replacement: each round adds the candidate whose addition scores
 best on validation; a model picked ``k`` times gets weight ``k / rounds``. The bag kept is the
-best prefix of the rounds, so the ensemble never scores below its best member on validation.
+best prefix of the rounds, so the ensemble never scores below its best member on validation by
+the selection score. A search selects by :func:`log_likelihood`, not by the task metric: on a few
+hundred validation rows greedy accuracy fits their noise (``benchmarks/ensemble_selection.py``).
 Ties are broken by a seeded random generator, so a seed fixes the result. Nothing here sees a
 test label: scoring on test is the caller's, once, after selection.
 """
@@ -30,8 +32,8 @@ class Selection:
 
     Attributes:
         weights: one weight per candidate (0 for those never picked); they sum to 1.
-        val_score: the ensemble's validation score.
-        trajectory: validation score after each round.
+        val_score: the ensemble's validation score (by the selection score).
+        trajectory: that score after each round.
     """
 
     weights: tuple[float, ...]
@@ -51,7 +53,24 @@ def metric_score(metric: str, n_classes: int) -> Score:
     known = ("accuracy", "macro_f1", "auroc")
     if metric not in known:
         raise ConfigError(f"ensemble: metric '{metric}' is not supported; supported: {', '.join(known)}")
+    if metric == "accuracy":  # the share of argmax hits, as probability_metrics counts it, without its four other metrics
+        import numpy as np
+
+        return lambda labels, proba: float(np.mean(np.asarray(proba).argmax(axis=1) == np.asarray(labels)))
     return lambda labels, proba: probability_metrics(proba, labels, n_classes)[metric]
+
+
+def log_likelihood(labels: np.ndarray, proba: np.ndarray) -> float:
+    """Mean log probability of the true class (minus the log loss; higher is better).
+
+    Smooth where accuracy is a step: a candidate is added only if it makes the averaged
+    probabilities better calibrated on every row, not because it flips a few of them to the
+    right class, so fewer, stronger members are chosen and they hold up on rows selection never saw.
+    """
+    import numpy as np
+
+    rows = np.arange(len(labels))
+    return float(np.log(np.clip(np.asarray(proba, dtype=np.float64)[rows, np.asarray(labels)], 1e-12, None)).mean())
 
 
 def check_single_label(run_metrics: Iterable[Mapping[str, float]], where: str) -> None:

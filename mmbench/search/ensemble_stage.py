@@ -3,7 +3,8 @@
 Candidates are the task's finished trials and classical baselines (of one study, or of every
 study of the task) whose stored predictions (:mod:`mmbench.tracking.predictions`) are for the
 same split as the best run's (same data fingerprint). Selection
-(:func:`~mmbench.search.ensemble.select_ensemble`) reads validation only; the chosen bag is
+(:func:`~mmbench.search.ensemble.select_ensemble`, by validation log likelihood:
+:func:`~mmbench.search.ensemble.log_likelihood`) reads validation only; the chosen bag is
 then scored once on test and logged as its own run (``mmbench.role=ensemble``) with its members
 and weights (``ensemble.json``), shown on the leaderboard as ``ensemble | N members``.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError
-from mmbench.search.ensemble import DEFAULT_ROUNDS, Selection, combine, metric_score, select_ensemble
+from mmbench.search.ensemble import DEFAULT_ROUNDS, Selection, combine, log_likelihood, metric_score, select_ensemble
 from mmbench.tracking.layout import ENSEMBLE_FILE, ROLE_CLASSICAL, ROLE_ENSEMBLE, ROLE_TRIAL, TAG
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from mmbench.tracking.tracker import Tracker
 
 ENSEMBLE_FUSION = "ensemble"
+#: What selection maximises: ``log_likelihood`` (searches since 2026-12-04), or ``metric`` (the task
+#: metric; ensembles recorded before, whose ``ensemble.json`` has no ``selected_by``).
+SELECTED_BY = ("log_likelihood", "metric")
 #: Roles of the runs an ensemble may take as members.
 MEMBER_ROLES = (ROLE_TRIAL, ROLE_CLASSICAL)
 
@@ -73,21 +77,25 @@ def gather_members(tracker: Tracker, experiment_id: str, *, study: str | None = 
     return members
 
 
-def select_and_score(members: list[Member], *, metric: str, n_rounds: int, seed: int) -> tuple[Selection, list[tuple[Member, float]], dict[str, float]]:
-    """Select on validation, then score the chosen bag on validation and (once) on test."""
+def select_and_score(members: list[Member], *, metric: str, n_rounds: int, seed: int,
+                     selected_by: str = "log_likelihood") -> tuple[Selection, list[tuple[Member, float]], dict[str, float]]:
+    """Select on validation (by one of :data:`SELECTED_BY`), then score the chosen bag on validation
+    and (once) on test."""
     from mmbench.train.metrics import probability_metrics
 
     first = members[0].predictions
     n_classes = first.val_proba.shape[1]
+    score = log_likelihood if selected_by == "log_likelihood" else metric_score(metric, n_classes)
     selection = select_ensemble([m.predictions.val_proba for m in members], first.val_labels,
-                                score=metric_score(metric, n_classes), n_rounds=n_rounds, seed=seed)
+                                score=score, n_rounds=n_rounds, seed=seed)
     chosen = [(members[i], selection.weights[i]) for i in selection.members]
     weights = [w for _, w in chosen]
     val = combine([m.predictions.val_proba for m, _ in chosen], weights)
     test = combine([m.predictions.test_proba for m, _ in chosen], weights)
     metrics = {f"val_{k}": v for k, v in probability_metrics(val, first.val_labels, n_classes).items()}
     metrics.update({f"test_{k}": v for k, v in probability_metrics(test, first.test_labels, n_classes).items()})
-    metrics.update({"val_score": metrics[f"val_{metric}"], "test_score": metrics[f"test_{metric}"]})
+    metrics.update({"val_score": metrics[f"val_{metric}"], "test_score": metrics[f"test_{metric}"],
+                    "val_log_loss": -log_likelihood(first.val_labels, val)})
     return selection, chosen, metrics
 
 
@@ -116,7 +124,8 @@ def build_ensemble(tracker: Tracker, experiment_id: str, *, task: str, metric: s
                                    params={"n_rounds": n_rounds, "seed": seed, "members": ",".join(m.run_id for m, _ in chosen)})
     tracker.log_metrics(run_id, metrics)
     tracker.log_dict(run_id, {
-        "metric": metric, "n_rounds": n_rounds, "seed": seed, "trajectory": list(selection.trajectory),
+        "metric": metric, "selected_by": SELECTED_BY[0], "n_rounds": n_rounds, "seed": seed,
+        "trajectory": list(selection.trajectory),
         "members": [{"run_id": m.run_id, "role": m.role, "combination": m.combination, "weight": w} for m, w in chosen],
         "candidates": [m.run_id for m in members],
     }, ENSEMBLE_FILE)
@@ -161,7 +170,8 @@ def reselect(tracker: Tracker, run: Any) -> tuple[dict[str, float], dict[str, fl
         if stored is None:
             raise ConfigError(f"ensemble run '{run.info.run_id}': candidate run '{run_id}' has no stored predictions")
         members.append(Member(run_id, "", "", stored))
-    _, chosen, metrics = select_and_score(members, metric=record["metric"], n_rounds=int(record["n_rounds"]), seed=int(record["seed"]))
+    _, chosen, metrics = select_and_score(members, metric=record["metric"], n_rounds=int(record["n_rounds"]), seed=int(record["seed"]),
+                                          selected_by=record.get("selected_by", "metric"))
     return {m.run_id: w for m, w in chosen}, metrics
 
 
