@@ -81,7 +81,18 @@ def strategies(metric: str, n_classes: int) -> dict[str, Callable[[list[Any], An
             gains.append(held_out["ensemble"] - held_out["single"])
         return by_log_likelihood(probas, labels, seed) if np.mean(gains) > 0 else best_single(probas, labels, seed)
 
-    return {"best single candidate": best_single, "greedy on log likelihood (mmbench since 2026-12-04)": by_log_likelihood,
+    def cross_checked_three(probas: list[Any], labels: Any, seed: int) -> tuple[float, ...]:
+        """Of greedy on the metric, greedy on log likelihood and the best single: the one best on 5 held-out folds."""
+        rng = np.random.default_rng(seed)
+        ways = {"metric": by_metric, "likelihood": by_log_likelihood, "single": best_single}
+        held_out = {name: 0.0 for name in ways}
+        for fold in np.array_split(rng.permutation(len(labels)), 5):
+            fit = np.setdiff1d(np.arange(len(labels)), fold)
+            for name, way in ways.items():
+                held_out[name] += score(labels[fold], combine([p[fold] for p in probas], way([p[fit] for p in probas], labels[fit], seed)))
+        return ways[max(ways, key=lambda name: held_out[name])](probas, labels, seed)
+
+    return {"best single candidate": best_single, "cross-checked three": cross_checked_three, "greedy on log likelihood (mmbench since 2026-12-04)": by_log_likelihood,
             f"greedy on {metric} (mmbench before)": by_metric, f"greedy on log likelihood, bagged ({BAGS} bootstraps)": bagged,
             "greedy on log likelihood if it beats the best single on 5 held-out folds": cross_checked}
 
