@@ -5,12 +5,13 @@ They keep a search honest: a multimodal model that does not beat a gradient-boos
 on the tabular columns (text as n-gram counts) or a linear model on TF-IDF text features is not
 worth its cost; and, being unlike the neural trials and unlike each other (boosted, bagged and
 randomised trees, a linear model), they are the ensemble's most useful members on tables
-(measured on PetFinder beside AutoGluon, whose bagged forests score close to its boosted
-trees, and whose CatBoost is its strongest single model: ``benchmarks/vs_peers.py``). Each is a scikit-learn estimator over a pandas frame of the task's tabular,
-text and embedding columns (image, audio and video columns are not read), fitted on train,
-early-stopped (the boosted trees) on validation, and deterministic, so ``mmbench predict`` can refit
-one exactly. Unlike :mod:`mmbench.runs.evaluation.baselines` (unimodal *neural* baselines for
-the fusion gain), these are separate models and ensemble members.
+(measured on PetFinder beside AutoGluon, whose bagged forests score close to its boosted trees
+and whose CatBoost is its strongest single model: ``benchmarks/vs_peers.py``). Each is a
+scikit-learn estimator over a pandas frame of the task's tabular, text and embedding columns
+(image, audio and video columns are not read), fitted on train, early-stopped (the boosted trees)
+on validation, and deterministic, so ``mmbench predict`` can refit one exactly. Unlike
+:mod:`mmbench.runs.evaluation.baselines` (unimodal *neural* baselines for the fusion gain), these
+are separate models and ensemble members.
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ def _lightgbm(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], co
 def _catboost(tables: dict[str, pd.DataFrame], labels: dict[str, np.ndarray], columns: Columns,
               *, seed: int, n_jobs: int, deadline: float | None, n_estimators: int | None) -> tuple[Any, dict[str, Any]]:
     """CatBoost on numeric, categorical (its ordered target statistics: on PetFinder's breeds and
-    states 4 test points above LightGBM's category splits) and embedding columns, early-stopped on
+    states 3.7 test points above LightGBM's category splits) and embedding columns, early-stopped on
     validation, and at ``deadline``."""
     import catboost
     from sklearn.compose import ColumnTransformer
