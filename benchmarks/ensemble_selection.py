@@ -13,7 +13,7 @@ validation would pick without an ensemble.
 Usage (stores of earlier searches, e.g. the ones ``vs_peers.py`` prints)::
 
     python benchmarks/ensemble_selection.py --store sqlite:////tmp/mmbench-bench-peers-petfinder-XXXX/mlflow.db \
-        [--store ...] --task petfinder [--draws 200]
+        [--store ...] --task petfinder [--draws 40]
 """
 
 from __future__ import annotations

@@ -118,6 +118,8 @@ def test_every_finished_trial_stores_its_predictions_for_the_tasks_split(searche
 
 
 def test_classical_baselines_run_on_the_tasks_split_and_are_leaderboard_rows(searched):
+    from mmbench.search.ensemble import log_likelihood
+    from mmbench.search.ensemble_stage import gather_members
     from mmbench.tracking.leaderboard import leaderboard
 
     names = {run.data.tags["mmbench.classical"] for run in _runs(searched, "classical")}
@@ -128,9 +130,6 @@ def test_classical_baselines_run_on_the_tasks_split_and_are_leaderboard_rows(sea
     ensemble_rows = [name for name in rows if name.startswith("ensemble | ")]
     assert len(ensemble_rows) == 1
     # selection maximises validation log likelihood: the ensemble is never worse there than any candidate alone
-    from mmbench.search.ensemble import log_likelihood
-    from mmbench.search.ensemble_stage import gather_members
-
     ensemble = _runs(searched, "ensemble")[0]
     candidates = gather_members(_tracker(searched), searched["outcome"].experiment_id)
     assert len(candidates) >= 3

@@ -78,14 +78,14 @@ def gather_members(tracker: Tracker, experiment_id: str, *, study: str | None = 
 
 
 def select_and_score(members: list[Member], *, metric: str, n_rounds: int, seed: int,
-                     selected_by: str = "log_likelihood") -> tuple[Selection, list[tuple[Member, float]], dict[str, float]]:
+                     selected_by: str) -> tuple[Selection, list[tuple[Member, float]], dict[str, float]]:
     """Select on validation (by one of :data:`SELECTED_BY`), then score the chosen bag on validation
     and (once) on test."""
     from mmbench.train.metrics import probability_metrics
 
     first = members[0].predictions
     n_classes = first.val_proba.shape[1]
-    score = log_likelihood if selected_by == "log_likelihood" else metric_score(metric, n_classes)
+    score = log_likelihood if selected_by == SELECTED_BY[0] else metric_score(metric, n_classes)
     selection = select_ensemble([m.predictions.val_proba for m in members], first.val_labels,
                                 score=score, n_rounds=n_rounds, seed=seed)
     chosen = [(members[i], selection.weights[i]) for i in selection.members]
@@ -114,7 +114,7 @@ def build_ensemble(tracker: Tracker, experiment_id: str, *, task: str, metric: s
     members = gather_members(tracker, experiment_id, study=study)
     if len(members) < 2:
         return None
-    selection, chosen, metrics = select_and_score(members, metric=metric, n_rounds=n_rounds, seed=seed)
+    selection, chosen, metrics = select_and_score(members, metric=metric, n_rounds=n_rounds, seed=seed, selected_by=SELECTED_BY[0])
     metrics.update({"n_members": len(chosen), "n_candidates": len(members), "duration_s": time.perf_counter() - started})
     combination = ensemble_combination(len(chosen))
     tags = {f"{TAG}task": task, f"{TAG}metric": metric, f"{TAG}seed": str(seed), f"{TAG}fusion": ENSEMBLE_FUSION,
