@@ -118,8 +118,8 @@ def test_every_finished_trial_stores_its_predictions_for_the_tasks_split(searche
 
 
 def test_classical_baselines_run_on_the_tasks_split_and_are_leaderboard_rows(searched):
-    from mmbench.search.ensemble import log_likelihood
-    from mmbench.search.ensemble_stage import gather_members
+    from mmbench.search.ensemble import WAYS, log_likelihood
+    from mmbench.search.ensemble_stage import ensemble_record, gather_members
     from mmbench.tracking.leaderboard import leaderboard
 
     names = {run.data.tags["mmbench.classical"] for run in _runs(searched, "classical")}
@@ -129,12 +129,20 @@ def test_classical_baselines_run_on_the_tasks_split_and_are_leaderboard_rows(sea
     assert rows["baseline | lightgbm"].val_score > rows["baseline | majority"].val_score
     ensemble_rows = [name for name in rows if name.startswith("ensemble | ")]
     assert len(ensemble_rows) == 1
-    # selection maximises validation log likelihood: the ensemble is never worse there than any candidate alone
     ensemble = _runs(searched, "ensemble")[0]
     candidates = gather_members(_tracker(searched), searched["outcome"].experiment_id)
     assert len(candidates) >= 3
-    assert -ensemble.data.metrics["val_log_loss"] >= max(log_likelihood(c.predictions.val_labels, c.predictions.val_proba)
-                                                         for c in candidates) - 1e-6
+    record = ensemble_record(_tracker(searched), ensemble)
+    assert record["selected_by"] == "cross_checked" and set(record["held_out"]) == set(WAYS)
+    assert ensemble.data.tags["mmbench.ensemble_way"] == record["way"]
+    assert {f"held_out_{way}" for way in WAYS} <= set(ensemble.data.metrics)
+    if record["way"] == "best_single":  # the leaderboard's best row alone
+        assert len(record["members"]) == 1
+        assert ensemble.data.metrics["val_score"] == pytest.approx(max(r.val_score for r in rows.values()
+                                                                       if not r.combination.startswith("ensemble")))
+    elif record["way"] == "log_likelihood":  # greedy on it: never worse there than any candidate alone
+        assert -ensemble.data.metrics["val_log_loss"] >= max(log_likelihood(c.predictions.val_labels, c.predictions.val_proba)
+                                                             for c in candidates) - 1e-6
 
 
 def test_selection_by_log_likelihood_skips_a_member_that_only_flips_rows_by_luck():
@@ -152,6 +160,52 @@ def test_selection_by_log_likelihood_skips_a_member_that_only_flips_rows_by_luck
     by_likelihood = select_ensemble([calibrated, lucky], labels, score=log_likelihood, n_rounds=5)
     assert by_accuracy.weights[1] > 0
     assert by_likelihood.weights == (1.0, 0.0)
+
+
+def _complementary(n_rows=200, seed=0):
+    """Two models, each confidently right on its own half of the rows and unsure on the other: together
+    they are right everywhere, alone on about three quarters."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n_rows)
+    truth = np.eye(2)[labels]
+    halves = rng.permutation(n_rows) < n_rows // 2
+    first = np.where(halves[:, None], np.where(truth == 1, 0.9, 0.1), np.where(truth == 1, 0.45, 0.55))
+    second = np.where(~halves[:, None], np.where(truth == 1, 0.9, 0.1), np.where(truth == 1, 0.45, 0.55))
+    return [first, second], labels
+
+
+def test_cross_checking_keeps_an_ensemble_of_complementary_models():
+    from mmbench.search.ensemble import cross_checked_selection, metric_score
+
+    probas, labels = _complementary()
+    checked = cross_checked_selection(probas, labels, metric=metric_score("accuracy", 2), seed=0)
+    assert checked.way in ("log_likelihood", "metric")
+    assert checked.selection.members == [0, 1]
+    assert checked.held_out[checked.way] > checked.held_out["best_single"] + 0.2
+    assert checked == cross_checked_selection(probas, labels, metric=metric_score("accuracy", 2), seed=0)  # a seed fixes it
+
+
+def test_cross_checking_keeps_the_best_single_model_against_noise():
+    """Beside one good model, candidates that are noise help on no held-out fold: the good one is kept alone."""
+    from mmbench.search.ensemble import cross_checked_selection, metric_score
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 150)
+    good = np.full((150, 3), 0.2)
+    good[np.arange(150), labels] = 0.6
+    noise = [rng.dirichlet(np.ones(3) * 0.3, size=150) for _ in range(6)]
+    checked = cross_checked_selection([*noise[:3], good, *noise[3:]], labels, metric=metric_score("accuracy", 3), seed=0)
+    assert checked.way == "best_single"
+    assert checked.selection.weights == (0, 0, 0, 1, 0, 0, 0)
+
+
+def test_cross_checking_a_validation_split_too_small_to_fold_selects_greedily_once():
+    from mmbench.search.ensemble import cross_checked_selection, metric_score, select_by
+
+    probas, labels = _complementary(n_rows=8)
+    checked = cross_checked_selection(probas, labels, metric=metric_score("accuracy", 2), seed=0)
+    assert checked.held_out == {} and checked.way == "best_single"
+    assert checked.selection == select_by("best_single", probas, labels, metric=metric_score("accuracy", 2))
 
 
 def _rewrite_test_labels(tracker, run_id, labels):

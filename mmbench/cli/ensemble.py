@@ -23,7 +23,7 @@ def ensemble(
 ) -> None:
     """Ensemble selection (Caruana et al. 2004) over finished runs on validation; scored once on test."""
     from mmbench.search.ensemble import check_single_label
-    from mmbench.search.ensemble_stage import build_ensemble, ensemble_combination
+    from mmbench.search.ensemble_stage import build_ensemble, describe_way, ensemble_combination
     from mmbench.tracking.layout import TAG
     from mmbench.tracking.tracker import Tracker
 
@@ -42,7 +42,8 @@ def ensemble(
     if result is None:
         raise ConfigError(f"--task {task}{f' --study {study}' if study else ''}: fewer than two finished runs with stored "
                           "predictions (runs recorded before predictions were stored cannot be ensembled)")
-    typer.echo(f"{ensemble_combination(len(result.weights))} (run {result.run_id}) of {result.n_candidates} candidates: "
+    typer.echo(f"{ensemble_combination(len(result.weights))} (run {result.run_id}) of {result.n_candidates} candidates "
+               f"({describe_way(result.way)}): "
                f"val {result.val_score:.4f}, test {result.test_score:.4f}")
     for run_id, weight in sorted(result.weights.items(), key=lambda item: -item[1]):
         typer.echo(f"  {weight:.3f}  {run_id}")

@@ -3,10 +3,11 @@
 Candidates are the task's finished trials and classical baselines (of one study, or of every
 study of the task) whose stored predictions (:mod:`mmbench.tracking.predictions`) are for the
 same split as the best run's (same data fingerprint). Selection
-(:func:`~mmbench.search.ensemble.select_ensemble`, by validation log likelihood:
-:func:`~mmbench.search.ensemble.log_likelihood`) reads validation only; the chosen bag is
-then scored once on test and logged as its own run (``mmbench.role=ensemble``) with its members
-and weights (``ensemble.json``), shown on the leaderboard as ``ensemble | N members``.
+(:func:`~mmbench.search.ensemble.cross_checked_selection`: greedy by validation log likelihood,
+greedy by the task metric or the best single candidate, whichever does best on held-out folds of
+validation) reads validation only; the chosen bag is then scored once on test and logged as its own
+run (``mmbench.role=ensemble``) with its members and weights (``ensemble.json``), shown on the
+leaderboard as ``ensemble | N members``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import ConfigError
-from mmbench.search.ensemble import DEFAULT_ROUNDS, Selection, combine, log_likelihood, metric_score, select_ensemble
+from mmbench.search.ensemble import (
+    DEFAULT_ROUNDS,
+    CrossChecked,
+    combine,
+    cross_checked_selection,
+    log_likelihood,
+    metric_score,
+    select_by,
+)
 from mmbench.tracking.layout import ENSEMBLE_FILE, ROLE_CLASSICAL, ROLE_ENSEMBLE, ROLE_TRIAL, TAG
 
 if TYPE_CHECKING:
@@ -27,9 +36,10 @@ if TYPE_CHECKING:
     from mmbench.tracking.tracker import Tracker
 
 ENSEMBLE_FUSION = "ensemble"
-#: What selection maximises: ``log_likelihood`` (searches since 2026-12-04), or ``metric`` (the task
-#: metric; ensembles recorded before, whose ``ensemble.json`` has no ``selected_by``).
-SELECTED_BY = ("log_likelihood", "metric")
+#: How the bag was chosen: ``cross_checked`` (searches since 2026-12-04, second session), or, as
+#: recorded before, greedy by ``log_likelihood`` or by the task ``metric`` (ensembles whose
+#: ``ensemble.json`` has no ``selected_by``).
+SELECTED_BY = ("cross_checked", "log_likelihood", "metric")
 #: Roles of the runs an ensemble may take as members.
 MEMBER_ROLES = (ROLE_TRIAL, ROLE_CLASSICAL)
 
@@ -53,6 +63,13 @@ class EnsembleResult:
     val_score: float
     test_score: float
     n_candidates: int
+    way: str
+
+
+def describe_way(way: str) -> str:
+    """How the bag was chosen, in words for a progress line."""
+    return {"log_likelihood": "greedy by validation log likelihood", "metric": "greedy by the task metric",
+            "best_single": "the best single run: greedy selection did worse on held-out validation folds"}.get(way, way)
 
 
 def ensemble_combination(n_members: int) -> str:
@@ -78,17 +95,20 @@ def gather_members(tracker: Tracker, experiment_id: str, *, study: str | None = 
 
 
 def select_and_score(members: list[Member], *, metric: str, n_rounds: int, seed: int,
-                     selected_by: str) -> tuple[Selection, list[tuple[Member, float]], dict[str, float]]:
-    """Select on validation (by one of :data:`SELECTED_BY`), then score the chosen bag on validation
+                     selected_by: str) -> tuple[CrossChecked, list[tuple[Member, float]], dict[str, float]]:
+    """Select on validation (as :data:`SELECTED_BY` names), then score the chosen bag on validation
     and (once) on test."""
     from mmbench.train.metrics import probability_metrics
 
     first = members[0].predictions
     n_classes = first.val_proba.shape[1]
-    score = log_likelihood if selected_by == SELECTED_BY[0] else metric_score(metric, n_classes)
-    selection = select_ensemble([m.predictions.val_proba for m in members], first.val_labels,
-                                score=score, n_rounds=n_rounds, seed=seed)
-    chosen = [(members[i], selection.weights[i]) for i in selection.members]
+    probas, score = [m.predictions.val_proba for m in members], metric_score(metric, n_classes)
+    if selected_by == SELECTED_BY[0]:
+        checked = cross_checked_selection(probas, first.val_labels, metric=score, n_rounds=n_rounds, seed=seed)
+    else:
+        checked = CrossChecked(selected_by, select_by(selected_by, probas, first.val_labels, metric=score,
+                                                      n_rounds=n_rounds, seed=seed), {})
+    chosen = [(members[i], checked.selection.weights[i]) for i in checked.selection.members]
     weights = [w for _, w in chosen]
     val = combine([m.predictions.val_proba for m, _ in chosen], weights)
     test = combine([m.predictions.test_proba for m, _ in chosen], weights)
@@ -96,7 +116,8 @@ def select_and_score(members: list[Member], *, metric: str, n_rounds: int, seed:
     metrics.update({f"test_{k}": v for k, v in probability_metrics(test, first.test_labels, n_classes).items()})
     metrics.update({"val_score": metrics[f"val_{metric}"], "test_score": metrics[f"test_{metric}"],
                     "val_log_loss": -log_likelihood(first.val_labels, val)})
-    return selection, chosen, metrics
+    metrics.update({f"held_out_{way}": value for way, value in checked.held_out.items()})
+    return checked, chosen, metrics
 
 
 def build_ensemble(tracker: Tracker, experiment_id: str, *, task: str, metric: str, study: str | None = None,
@@ -114,23 +135,25 @@ def build_ensemble(tracker: Tracker, experiment_id: str, *, task: str, metric: s
     members = gather_members(tracker, experiment_id, study=study)
     if len(members) < 2:
         return None
-    selection, chosen, metrics = select_and_score(members, metric=metric, n_rounds=n_rounds, seed=seed, selected_by=SELECTED_BY[0])
+    checked, chosen, metrics = select_and_score(members, metric=metric, n_rounds=n_rounds, seed=seed, selected_by=SELECTED_BY[0])
     metrics.update({"n_members": len(chosen), "n_candidates": len(members), "duration_s": time.perf_counter() - started})
     combination = ensemble_combination(len(chosen))
     tags = {f"{TAG}task": task, f"{TAG}metric": metric, f"{TAG}seed": str(seed), f"{TAG}fusion": ENSEMBLE_FUSION,
             f"{TAG}combination": combination, f"{TAG}fingerprint": members[0].predictions.fingerprint,
+            f"{TAG}ensemble_way": checked.way,
             **({f"{TAG}study": study} if study else {})}
     run_id = tracker.start_derived(experiment_id, parent_run_id, role=ROLE_ENSEMBLE, run_name=combination, tags=tags,
                                    params={"n_rounds": n_rounds, "seed": seed, "members": ",".join(m.run_id for m, _ in chosen)})
     tracker.log_metrics(run_id, metrics)
     tracker.log_dict(run_id, {
-        "metric": metric, "selected_by": SELECTED_BY[0], "n_rounds": n_rounds, "seed": seed,
-        "trajectory": list(selection.trajectory),
+        "metric": metric, "selected_by": SELECTED_BY[0], "way": checked.way, "held_out": checked.held_out,
+        "n_rounds": n_rounds, "seed": seed, "trajectory": list(checked.selection.trajectory),
         "members": [{"run_id": m.run_id, "role": m.role, "combination": m.combination, "weight": w} for m, w in chosen],
         "candidates": [m.run_id for m in members],
     }, ENSEMBLE_FILE)
     tracker.finish(run_id, "COMPLETE")
-    return EnsembleResult(run_id, {m.run_id: w for m, w in chosen}, metrics["val_score"], metrics["test_score"], len(members))
+    return EnsembleResult(run_id, {m.run_id: w for m, w in chosen}, metrics["val_score"], metrics["test_score"], len(members),
+                          checked.way)
 
 
 def ensemble_record(tracker: Tracker, run: Any) -> dict[str, Any]:
@@ -194,6 +217,6 @@ def ensemble_after_search(tracker: Tracker, plan: SearchPlan, *, experiment_id: 
     result = build_ensemble(tracker, experiment_id, task=plan.task.name, metric=plan.task.metric, study=plan.study_name,
                             parent_run_id=parent_run_id, seed=seed, deadline=deadline)
     if result is not None:
-        note(f"{ensemble_combination(len(result.weights))} of {result.n_candidates} candidates: "
+        note(f"{ensemble_combination(len(result.weights))} of {result.n_candidates} candidates ({describe_way(result.way)}): "
              f"val {result.val_score:.4f}, test {result.test_score:.4f}")
     return result
