@@ -11,7 +11,8 @@ On a GPU the script also samples ``torch.cuda.utilization()`` during each search
 Modes alternate (K=1, K=8, K=32, then again, ``--rounds`` times), so a machine shared with other
 jobs slows them alike; trials/hour are summed over the rounds, ratios are also given per round.
 
-    python benchmarks/batched.py [--seconds 60] [--k 8,32] [--rounds 2] [--rows 600] [--device cpu|cuda]
+    python benchmarks/batched.py [--seconds 60] [--k 8,32] [--rounds 2] [--rows 600] [--epochs 3] [--hidden 64]
+                                 [--device cpu|cuda]
                                  [--data-root ../shared/data] [--tasks synthetic,petfinder]
 """
 
@@ -65,7 +66,7 @@ class UtilisationSampler:
 
 
 def search(task: Path, folder: Path, *, k: int, seconds: float, device: str, modality: str,
-           name: str = "") -> dict[str, float | str]:
+           name: str = "", epochs: int = 3, hidden: int = 64) -> dict[str, float | str]:
     """One timed search; trials/hour counts the trials that finished (any state) within the wall time."""
     import optuna
 
@@ -74,10 +75,10 @@ def search(task: Path, folder: Path, *, k: int, seconds: float, device: str, mod
     name = name or f"k{k}-{task.stem}"
     stores = {"storage": f"sqlite:///{folder / f'optuna-{name}.db'}", "tracking_uri": f"sqlite:///{folder / f'mlflow-{name}.db'}"}
     settings = SearchSettings.of(
-        task=str(task), n_trials=100_000, timeout=seconds, max_epochs=3, device=device, plots=False, log_model=False,
+        task=str(task), n_trials=100_000, timeout=seconds, max_epochs=epochs, device=device, plots=False, log_model=False,
         ensemble=False, classical=False, fusions=["early"], encoders={modality: ["text.pretrained"]}, batch_trials=k,
         fixed={f"encoder.{modality}.pretrained.finetune": False, f"encoder.{modality}.pretrained.pooling": "mean",
-               "fusion.early.hidden": 64, "fusion.early.n_layers": 1,
+               "fusion.early.hidden": hidden, "fusion.early.n_layers": 1,
                "fusion.early.dropout": 0.1, "train.batch_size": 64},
         cache_dir=folder / "features", study="batched", seed=0, **stores,
     )
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--k", default="8,32", help="batch sizes to compare with one trial at a time")
     parser.add_argument("--rows", type=int, default=600)
+    parser.add_argument("--epochs", type=int, default=3, help="max epochs per trial (patience is the task's)")
+    parser.add_argument("--hidden", type=int, default=64, help="width of the early-fusion head")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("MMBENCH_DATA", DEFAULT_DATA)))
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of every mode")
@@ -111,14 +114,15 @@ def main() -> None:
         tasks["petfinder"] = petfinder
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
     print(f"search: early fusion (fixed structure) on frozen text.pretrained features, lr and weight decay by TPE, seed 0, "
-          f"<= 3 epochs, {args.rows} rows, {args.seconds:.0f} s of wall time per mode, {args.rounds} alternating round(s), "
+          f"<= {args.epochs} epochs, head width {args.hidden}, {args.rows} rows, {args.seconds:.0f} s of wall time per mode, {args.rounds} alternating round(s), "
           f"device {args.device}")
     sizes = [1] + [int(k) for k in args.k.split(",")]
     for label, task in tasks.items():
         search(task, folder, k=1, seconds=5, device=args.device, modality="text",
                name=f"warm-{label}")  # warm the feature cache
         rounds = [{k: search(task, folder, k=k, seconds=args.seconds, device=args.device, modality="text",
-                             name=f"k{k}-{task.stem}-r{r}") for k in sizes} for r in range(args.rounds)]
+                             name=f"k{k}-{task.stem}-r{r}", epochs=args.epochs, hidden=args.hidden) for k in sizes}
+                  for r in range(args.rounds)]
         for r, rows in enumerate(rounds):
             for k, row in rows.items():
                 print(f"{label:9s} round {r + 1} K={k:<3d} trials {row['trials']:5d} ({row['complete']} complete)  "

@@ -87,6 +87,36 @@ def test_sorted_initialisation_starts_from_the_best_candidates():
     assert set(best_two) <= set(chosen.members)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_selection_scores_the_metric_as_trials_do(seed):
+    """Selection's numpy scores against torchmetrics (float64 probabilities): ties, a class that is
+    never predicted, a class missing from the rows (AUROC then falls back to torchmetrics)."""
+    import torch
+    from torchmetrics.functional.classification import binary_auroc, multiclass_auroc
+
+    from mmbench.search.ensemble import metric_score
+    from mmbench.train.metrics import probability_metrics
+
+    rng = np.random.default_rng(seed)
+    for n_classes in (2, 3, 5):
+        labels = rng.integers(0, n_classes, 90)
+        proba = rng.dirichlet(np.ones(n_classes), size=90)
+        tied = np.round(proba, 1) + 1e-3
+        for p in (proba, tied / tied.sum(axis=1, keepdims=True)):
+            p = p.copy()
+            p[:, -1] *= 0.01  # the last class is (almost) never predicted
+            p /= p.sum(axis=1, keepdims=True)
+            expected = probability_metrics(p, labels, n_classes)
+            for metric in ("accuracy", "macro_f1"):
+                assert metric_score(metric, n_classes)(labels, p) == pytest.approx(expected[metric], abs=1e-6)
+            t, y = torch.tensor(p, dtype=torch.float64), torch.tensor(labels)
+            auroc = binary_auroc(t[:, 1], y) if n_classes == 2 else multiclass_auroc(t, y, num_classes=n_classes, average="macro")
+            assert metric_score("auroc", n_classes)(labels, p) == pytest.approx(auroc.item(), abs=1e-6)
+        missing = np.where(labels == n_classes - 1, 0, labels)
+        assert metric_score("auroc", n_classes)(missing, proba) == pytest.approx(
+            probability_metrics(proba, missing, n_classes)["auroc"], abs=1e-9)
+
+
 def test_selection_refuses_candidates_of_other_shapes():
     from mmbench.errors import ConfigError
     from mmbench.search.ensemble import metric_score, select_ensemble
