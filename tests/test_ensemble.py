@@ -293,6 +293,7 @@ def test_ensemble_command_records_a_new_ensemble_and_names_a_task_without_runs(s
     result = CliRunner().invoke(app, ["ensemble", "--task", "ens-tiny", "--rounds", "5", *uri])
     assert result.exit_code == 0, result.output
     assert "ensemble | " in result.output and "candidates" in result.output
+    assert "greedy by" in result.output or "the best single run" in result.output  # says how the bag was chosen
     result = CliRunner().invoke(app, ["ensemble", "--task", "no-such-task", *uri])
     assert isinstance(result.exception, MmbenchError) and "no-such-task" in str(result.exception)  # main() maps it to exit 2
 

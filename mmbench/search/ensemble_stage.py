@@ -69,7 +69,8 @@ class EnsembleResult:
 def describe_way(way: str) -> str:
     """How the bag was chosen, in words for a progress line."""
     return {"log_likelihood": "greedy by validation log likelihood", "metric": "greedy by the task metric",
-            "best_single": "the best single run: greedy selection did worse on held-out validation folds"}.get(way, way)
+            "best_single": "the best single run: no greedy selection beat it by more than one standard error "
+                           "on held-out validation folds"}.get(way, way)
 
 
 def ensemble_combination(n_members: int) -> str:
