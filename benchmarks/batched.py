@@ -11,9 +11,15 @@ On a GPU the script also samples ``torch.cuda.utilization()`` during each search
 Modes alternate (K=1, K=8, K=32, then again, ``--rounds`` times), so a machine shared with other
 jobs slows them alike; trials/hour are summed over the rounds, ratios are also given per round.
 
+``--train-only`` times the training alone, without a search's bookkeeping or its sampler: K
+members of one early-fusion head on ``--rows`` random 384-d cached vectors, every member trained
+for all ``--epochs`` (no pruning, no early stopping), :func:`~mmbench.train.batched.fit_group`
+against the same K trials fit one at a time, alternating, ``--rounds`` times.
+
     python benchmarks/batched.py [--seconds 60] [--k 8,32] [--rounds 2] [--rows 600] [--epochs 3] [--hidden 64]
                                  [--device cpu|cuda]
                                  [--data-root ../shared/data] [--tasks synthetic,petfinder]
+    python benchmarks/batched.py --train-only [--k 8,32] [--rows 3000] [--epochs 8] [--hidden 64] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -94,6 +100,58 @@ def search(task: Path, folder: Path, *, k: int, seconds: float, device: str, mod
             "epochs_per_s": epochs / wall, "utilisation": utilisation.mean()}
 
 
+def train_only(k: int, *, rows: int, epochs: int, hidden: int, device: str) -> tuple[float, float]:
+    """Seconds to train K members batched (``fit_group``) and the same K one at a time (``fit``)."""
+    import torch
+
+    from mmbench.components import Encoded, Encoder
+    from mmbench.data.prepared import SplitTensors
+    from mmbench.data.schema import ModalityInfo
+    from mmbench.registry import get_registry
+    from mmbench.train.batched import Member, fit_group
+    from mmbench.train.features.encoder import CachedEncoder
+    from mmbench.train.loop import TrainSettings, fit
+    from mmbench.train.model import MultimodalModel, _seed_component
+
+    class Frozen(Encoder):
+        """A frozen encoder whose outputs are the cached vectors themselves."""
+
+        name, modality, space = "frozen", "embedding", {}
+
+        def __init__(self, info: ModalityInfo) -> None:
+            super().__init__(info)
+            self.out_dim = int(info.dim)
+
+        def forward(self, batch: dict) -> Encoded:
+            return Encoded(pooled=batch["values"])
+
+    dim, registry = 384, get_registry()
+    info = ModalityInfo(name="text", kind="embedding", columns=("text",), dim=dim)
+
+    def split(n: int, seed: int) -> SplitTensors:
+        x = torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
+        return SplitTensors({"text": {"pooled": x}}, (x[:, 0] > 0).long() + (x[:, 1] > 0).long())
+
+    data = {"train": split(rows, 0), "validation": split(rows // 5, 1), "test": split(rows // 5, 2)}
+
+    def model(seed: int) -> MultimodalModel:
+        _seed_component(seed, "fusion")
+        fusion = registry.create_fusion("early", {"text": dim}, 3, hidden=hidden, n_layers=1, dropout=0.1)
+        return MultimodalModel({"text": CachedEncoder(Frozen(info), pooled_only=True)}, fusion)
+
+    def settings(i: int) -> TrainSettings:
+        return TrainSettings(lr=1e-3 * (1 + i % 5), weight_decay=1e-5 * (1 + i % 3), batch_size=64, max_epochs=epochs,
+                             patience=epochs, seed=i, device=device)
+
+    started = time.perf_counter()
+    fit_group([Member(model(i), settings(i)) for i in range(k)], data, n_classes=3)
+    batched = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(k):
+        fit(model(i), data, settings(i), n_classes=3)
+    return batched, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -105,8 +163,22 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("MMBENCH_DATA", DEFAULT_DATA)))
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of every mode")
     parser.add_argument("--tasks", default="synthetic,petfinder", help="which tasks (petfinder needs --data-root)")
+    parser.add_argument("--train-only", action="store_true", help="time fit_group against K fits, no search")
     args = parser.parse_args()
     quiet()
+    if args.train_only:
+        print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
+        print(f"training only: early-fusion head width {args.hidden} on {args.rows} random 384-d cached vectors, "
+              f"{args.epochs} epochs per member (no pruning or early stopping), device {args.device}")
+        train_only(2, rows=args.rows, epochs=1, hidden=args.hidden, device=args.device)  # warm-up
+        for k in [int(k) for k in args.k.split(",")]:
+            times = [train_only(k, rows=args.rows, epochs=args.epochs, hidden=args.hidden, device=args.device)
+                     for _ in range(args.rounds)]
+            batched, alone = sum(t[0] for t in times), sum(t[1] for t in times)
+            print(f"K={k:<3d} batched {batched / len(times):6.2f} s  one at a time {alone / len(times):6.2f} s  "
+                  f"ratio {alone / batched:.2f}x (rounds: {', '.join(f'{a / b:.2f}x' for b, a in times)})")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        return
     folder, _ = temporary_stores("batched")
     wanted = set(args.tasks.split(","))
     tasks = {"synthetic": stand_in_task(folder, args.rows)} if "synthetic" in wanted else {}

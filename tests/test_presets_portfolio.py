@@ -39,12 +39,18 @@ def test_explicit_flags_win_over_the_preset(tiny_task, search_settings, registry
     assert all(v == ["embedding.gru"] for v in plan.space.encoders.values())
 
 
-def test_synthetic_tasks_get_no_preset_and_real_data_tasks_medium(tiny_task, registry):
+def test_synthetic_tasks_get_no_preset_and_real_data_tasks_medium(tiny_task, registry, tmp_path):
     from mmbench.search.presets import preset_for
     from mmbench.tasks.files import resolve_task
 
     assert preset_for(resolve_task(str(tiny_task()), registry), None) is None
+    assert preset_for(resolve_task("synth-mixed", registry), None) is None
     assert preset_for(resolve_task("petfinder", registry), None).name == "medium"
+    own = tmp_path / "own.yaml"  # a user's own file on real data, in no suite of ours
+    (tmp_path / "rows.csv").write_text("caption,label\na red car,1\na blue sky,0\n")
+    own.write_text(f"name: own\ndata:\n  provider: files\n  options: {{path: [{tmp_path / 'rows.csv'}]}}\nlabel: label\n")
+    assert preset_for(resolve_task(str(own), registry), None).name == "medium"
+    assert preset_for(resolve_task(str(own), registry), "none") is None
 
 
 def test_an_unknown_preset_is_a_config_error_naming_the_flag(search_settings, tiny_task):

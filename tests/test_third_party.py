@@ -71,8 +71,9 @@ def test_mmbench_search_uses_its_task_fusion_and_encoder(stores):
     study = optuna.load_study(study_name="example-blobs", storage=stores["storage"])
     assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     board = run_cli("leaderboard", "--format", "json", "--tracking-uri", stores["tracking_uri"])
-    (row,) = json.loads(board.stdout)["rows"]
-    assert row["task"] == "example-blobs" and row["fusion"] == "example_sum" and row["n_trials"] == 2
+    rows = json.loads(board.stdout)["rows"]  # beside the classical baselines a task on real data gets (--preset medium)
+    (row,) = [r for r in rows if r["fusion"] == "example_sum"]
+    assert row["task"] == "example-blobs" and row["n_trials"] == 2
     assert row["combination"] == "example_sum | x1=embedding.gated, x2=embedding.gated"
     assert 0.0 <= row["val_score"] <= 1.0
 

@@ -32,8 +32,11 @@ if TYPE_CHECKING:
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 #: ``--preset none``: no preset, the task file's space and fidelity as they are.
 NO_PRESET = "none"
-#: The preset of tasks in this suite when ``--preset`` is not given.
-REAL_DATA_SUITE, REAL_DATA_PRESET = "real", "medium"
+#: The preset of a task on real data when ``--preset`` is not given: every task but generated ones.
+REAL_DATA_PRESET = "medium"
+#: The provider (and suite) of generated tasks, which keep their own space and fidelity: their
+#: trials take a second, and the suite compares fusions on them as the task files define them.
+SYNTHETIC = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,13 @@ def get_preset(name: str) -> Preset | None:
 
 
 def preset_for(task: Task, name: str | None) -> Preset | None:
-    """The preset asked for, else the default for the task (``medium`` on real data, else none)."""
+    """The preset asked for, else the default for the task: ``medium`` on real data (a user's own
+    task file included), none on a generated task (the ``synthetic`` provider or suite)."""
     from mmbench.tasks.suites import suites_of
 
     if name is None:
-        name = REAL_DATA_PRESET if REAL_DATA_SUITE in suites_of(task) else NO_PRESET
+        generated = task.provider == SYNTHETIC or SYNTHETIC in suites_of(task)
+        name = NO_PRESET if generated else REAL_DATA_PRESET
     return get_preset(name)
 
 
