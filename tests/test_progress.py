@@ -28,3 +28,23 @@ def test_plain_lines_follow_each_trial_from_start_to_end():
 def test_quiet_prints_nothing_and_a_pipe_gets_plain_lines():
     assert isinstance(default_reporter(True), QuietReporter) and not isinstance(default_reporter(True), PlainReporter)
     assert isinstance(default_reporter(False), PlainReporter)  # pytest's captured stderr is not a terminal
+
+
+def test_the_best_value_reported_follows_the_metrics_direction():
+    """The progress line's ``best=``: the lowest RMSE of a regression search, the highest accuracy otherwise."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from mmbench.search.objective import Objective
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    for value in (64.4, 63.3, 74.3):
+        study.add_trial(optuna.trial.create_trial(value=value))
+
+    def best(metric: str, value: float | None) -> float | None:
+        return Objective._best_value(SimpleNamespace(context=SimpleNamespace(task=SimpleNamespace(metric=metric))), study, value)
+
+    assert best("rmse", None) == 63.3 and best("rmse", 61.0) == 61.0
+    assert best("accuracy", None) == 74.3

@@ -293,13 +293,15 @@ class Objective:
             config=config.to_dict(), result=result,
         )
 
-    @staticmethod
-    def _best_value(study: optuna.Study, value: float | None) -> float | None:
+    def _best_value(self, study: optuna.Study, value: float | None) -> float | None:
+        """The best value so far in the metric's direction (the lowest RMSE, the highest accuracy)."""
         from optuna.trial import TrialState
+
+        from mmbench.train.metrics import metric_sign
 
         known = [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
         known += [value] if value is not None else []
-        return max(known) if known else None
+        return max(known, key=lambda v: metric_sign(self.context.task.metric) * v) if known else None
 
 
 def latency_ms(model: MultimodalModel, split: SplitTensors, *, batch_size: int = 256) -> float:
