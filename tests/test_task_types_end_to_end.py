@@ -31,8 +31,10 @@ def _price_task(tmp_path):
 def test_a_price_label_is_searched_as_regression_ranked_by_lowest_rmse(tmp_path, stores):
     task = _price_task(tmp_path)
     store = ["--tracking-uri", stores["tracking_uri"]]
-    result = run_cli("search", str(task), "--n-trials", "2", "--quiet", "--device", "cpu", "--storage", stores["storage"], *store)
+    result = run_cli("search", str(task), "--n-trials", "2", "--device", "cpu", "--storage", stores["storage"], *store)
     assert result.returncode == 0, result.stderr
+    # a task file on real data gets --preset medium, whose baselines and ensemble are for classes: said, not silent
+    assert "classical baselines and the ensemble skipped: they combine class probabilities, and this task is regression" in result.stdout + result.stderr
     study = optuna.load_study(study_name="houses", storage=stores["storage"])
     assert study.direction == optuna.study.StudyDirection.MINIMIZE  # rmse: lower is better
     assert any("train.loss" in t.params for t in study.trials)  # the loss is searched on regression

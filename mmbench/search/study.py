@@ -98,6 +98,10 @@ def run_search(settings: SearchSettings, *, registry: Registry | None = None, re
                           "note": getattr(reporter, "note", lambda _text: None)}
             by_class = plan.data.schema.task_type == "classification"  # the stages below combine class probabilities
             classical = by_class and classical_wanted(settings.output.classical, plan.preset.name if plan.preset else None)
+            if not by_class and (classical_wanted(settings.output.classical, plan.preset.name if plan.preset else None)
+                                 or ensemble_wanted(settings.output.ensemble, plan.preset, plan.objectives)):
+                stage_args["note"](f"classical baselines and the ensemble skipped: they combine class probabilities, "
+                                   f"and this task is {plan.data.schema.task_type}")
             if classical and plan.data.folds:  # one split's fit would rank beside means over folds
                 stage_args["note"]("classical baselines skipped: they fit one split, the trials of split.folds are scored over folds")
             elif classical:
