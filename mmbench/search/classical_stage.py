@@ -99,7 +99,15 @@ def wanted(setting: bool | None, preset_name: str | None) -> bool:
 def classical_before_search(tracker: Tracker, plan: SearchPlan, *, experiment_id: str, parent_run_id: str, seed: int,
                             note: Callable[[str], None]) -> list[ClassicalRun]:
     """The stage as :func:`~mmbench.search.study.run_search` runs it: once per study (a resumed study
-    keeps its baselines), inside the search stage's share of ``--time-limit``."""
+    keeps its baselines), inside the search stage's share of ``--time-limit``; skipped with a note on a
+    task that is not single-label classification (the models predict class probabilities) and under
+    ``split.folds`` (one split's fit would rank beside the trials' means over folds)."""
+    if plan.data.schema.task_type != "classification":
+        note(f"classical baselines skipped: they predict class probabilities, and this task is {plan.data.schema.task_type}")
+        return []
+    if plan.data.folds:
+        note("classical baselines skipped: they fit one split, the trials of split.folds are scored over folds")
+        return []
     existing = tracker.trial_runs([experiment_id], role=ROLE_CLASSICAL,
                                   extra_filter=f"tags.`{TAG}study` = '{plan.study_name}' and tags.`{TAG}fingerprint` = '{plan.data.fingerprint}'")
     if existing:

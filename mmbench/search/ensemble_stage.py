@@ -210,7 +210,11 @@ def wanted(setting: bool | None, preset: Preset | None, objectives: tuple[str, .
 def ensemble_after_search(tracker: Tracker, plan: SearchPlan, *, experiment_id: str, parent_run_id: str, seed: int,
                           note: Callable[[str], None]) -> EnsembleResult | None:
     """The stage as :func:`~mmbench.search.study.run_search` runs it: the study's ensemble, inside the
-    ensemble stage's share of ``--time-limit`` (skipped with a note when none is left)."""
+    ensemble stage's share of ``--time-limit`` (skipped with a note when none is left, and on a task
+    that is not single-label classification: it combines class probabilities)."""
+    if plan.data.schema.task_type != "classification":
+        note(f"ensemble skipped: it combines class probabilities, and this task is {plan.data.schema.task_type}")
+        return None
     deadline = plan.budget.stage_deadline("ensemble") if plan.budget is not None else None
     if deadline is not None and time.monotonic() >= deadline:
         note("ensemble skipped: no time left of --time-limit")

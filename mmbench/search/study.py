@@ -96,19 +96,11 @@ def run_search(settings: SearchSettings, *, registry: Registry | None = None, re
         with graceful_stop(), route_optuna_logs(reporter):
             stage_args = {"experiment_id": experiment_id, "parent_run_id": parent_run_id, "seed": settings.seed,
                           "note": getattr(reporter, "note", lambda _text: None)}
-            by_class = plan.data.schema.task_type == "classification"  # the stages below combine class probabilities
-            classical = by_class and classical_wanted(settings.output.classical, plan.preset.name if plan.preset else None)
-            if not by_class and (classical_wanted(settings.output.classical, plan.preset.name if plan.preset else None)
-                                 or ensemble_wanted(settings.output.ensemble, plan.preset, plan.objectives)):
-                stage_args["note"](f"classical baselines and the ensemble skipped: they combine class probabilities, "
-                                   f"and this task is {plan.data.schema.task_type}")
-            if classical and plan.data.folds:  # one split's fit would rank beside means over folds
-                stage_args["note"]("classical baselines skipped: they fit one split, the trials of split.folds are scored over folds")
-            elif classical:
+            if classical_wanted(settings.output.classical, plan.preset.name if plan.preset else None):
                 classical_before_search(tracker, plan, **stage_args)  # cheap, strong rows first (mmbench.search.classical_stage)
             optimize(study, objective, plan, settings, on_note=getattr(reporter, "note", None))
             finetune_stage(study, objective, plan.budget, note=stage_args["note"])  # frozen best, end to end (mmbench.search.stages)
-            if by_class and ensemble_wanted(settings.output.ensemble, plan.preset, plan.objectives):
+            if ensemble_wanted(settings.output.ensemble, plan.preset, plan.objectives):
                 ensemble_after_search(tracker, plan, **stage_args)  # over every finished run (mmbench.search.ensemble_stage)
         completed = True
     finally:
