@@ -301,7 +301,8 @@ class Objective:
 
         known = [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
         known += [value] if value is not None else []
-        return max(known, key=lambda v: metric_sign(self.context.task.metric) * v) if known else None
+        sign = metric_sign(self.context.task.metric)
+        return max(known, key=lambda v: sign * v) if known else None
 
 
 def latency_ms(model: MultimodalModel, split: SplitTensors, *, batch_size: int = 256) -> float:

@@ -262,11 +262,8 @@ class StackedAdamW:
 
     def _shape_rows(self) -> None:
         """Per parameter, each row's learning rate and decay factor ``1 - lr * weight_decay``, shaped to broadcast."""
-        def rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-            return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
-
-        self._lr_rows = {n: rows(self._lr, p) for n, p in self.params.items()}
-        self._decay_rows = {n: rows(1 - self._lr * self._decay, p) for n, p in self.params.items()}
+        self._lr_rows = {n: _per_row(self._lr, p) for n, p in self.params.items()}
+        self._decay_rows = {n: _per_row(1 - self._lr * self._decay, p) for n, p in self.params.items()}
 
     @torch.no_grad()
     def step(self, *, grad_clip: float = 0.0) -> None:
@@ -282,7 +279,7 @@ class StackedAdamW:
         if grad_clip > 0:
             norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], dim=1)
             coefficient = (grad_clip / (torch.linalg.vector_norm(norms, dim=1) + 1e-6)).clamp(max=1.0)
-            torch._foreach_mul_(grads, [coefficient.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+            torch._foreach_mul_(grads, [_per_row(coefficient, g) for g in grads])
         self._steps += 1
         beta1, beta2 = self._betas
         exp_avgs, exp_avg_sqs = [self._exp_avg[n] for n in names], [self._exp_avg_sq[n] for n in names]
@@ -313,6 +310,11 @@ class StackedAdamW:
         for row, member in enumerate(members):
             for n, p in self.params.items():
                 member[n].copy_(p[row])
+
+
+def _per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """One value per row of a stacked tensor, in its dtype, shaped ``(rows, 1, ...)`` to broadcast over it."""
+    return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
