@@ -34,6 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from mmbench.infra.threads import passive_openmp  # noqa: E402
+
+passive_openmp()  # as `mmbench search` does before torch loads: both modes run with the CLI's thread settings
+
 from _common import machine, quiet, temporary_stores  # noqa: E402
 from cache import DEFAULT_DATA, petfinder_task, stand_in_checkpoint, stand_in_task  # noqa: E402
 

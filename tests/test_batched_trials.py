@@ -1,5 +1,6 @@
-"""``--batch-trials``: a member of a batch trains exactly as alone, pruned members leave the stack,
-running out of memory halves the group, and a batched search records every member as its own trial."""
+"""``--batch-trials``: a member of a batch trains exactly as alone (also one that joins a stack already
+training), pruned members leave the stack, running out of memory halves the stack, and a batched
+search records every member as its own trial."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from mmbench import Encoded, Encoder, hookimpl
 from mmbench.data.prepared import SplitTensors
 from mmbench.data.schema import ModalityInfo
 from mmbench.registry import load_registry
-from mmbench.train.batched import Member, StackedAdamW, fit_group
+from mmbench.train.batched import BatchedTrainer, Member, fit_group
 from mmbench.train.features.encoder import CachedEncoder
 from mmbench.train.loop import TrainSettings, fit
 from mmbench.train.model import MultimodalModel, _seed_component
+from mmbench.train.stacked_adamw import StackedAdamW
 
 DIM, N_CLASSES = 6, 3
 
@@ -114,21 +116,47 @@ def test_a_pruned_member_leaves_the_stack_and_the_others_go_on(registry, one_tor
     assert kept.result.test == pytest.approx(alone.test, rel=1e-4, abs=1e-5)
 
 
+def test_a_member_that_joins_a_stack_already_training_trains_as_alone(registry, one_torch_thread):
+    """Continuous batching: a member admitted after the stack's first pass joins it at the next pass
+    (its own step count and epochs), and every member still reaches what it reaches alone."""
+    trainer = BatchedTrainer()
+    for i in range(2):
+        trainer.admit(i, Member(_model(registry, "early", seed=i), _settings(i)), DATA, N_CLASSES)
+    outcomes = dict(trainer.run_pass())
+    assert not outcomes and trainer.training == 2
+    trainer.admit(2, Member(_model(registry, "early", seed=2), _settings(2)), DATA, N_CLASSES)
+    passes = 1
+    while trainer.busy:
+        outcomes.update(trainer.run_pass())
+        passes += 1
+    assert passes == 4  # members 0 and 1 leave after their third pass, member 2 after its own third (the fourth)
+    for i in range(3):
+        assert outcomes[i].error is None and outcomes[i].batched_with == [0, 1, 2]
+        alone = fit(_model(registry, "early", seed=i), DATA, _settings(i), n_classes=N_CLASSES)
+        assert [r.train_loss for r in outcomes[i].result.history] == pytest.approx(
+            [r.train_loss for r in alone.history], rel=1e-4, abs=1e-5)
+        assert outcomes[i].result.test == pytest.approx(alone.test, rel=1e-4, abs=1e-5)
+
+
 @pytest.mark.parametrize("grad_clip", [0.0, 0.5])
 def test_the_stacked_optimiser_steps_each_row_as_adamw_steps_its_member_alone(grad_clip):
-    """Rows with their own lr and weight decay, clipped by their own norm, one leaving midway: each row
-    follows what torch.optim.AdamW (and clip_grad_norm_) make of the same gradients for that member."""
+    """Rows with their own lr and weight decay, clipped by their own norm, one joining late (its own step
+    count) and one leaving midway: each row follows what torch.optim.AdamW (and clip_grad_norm_) make
+    of the same gradients for that member."""
     generator = torch.Generator().manual_seed(0)
-    lrs, decays = [1e-3, 3e-2, 1e-1], [0.0, 1e-2, 0.3]
+    lrs, decays = [1e-3, 3e-2, 1e-1, 5e-2], [0.0, 1e-2, 0.3, 0.1]
     members = [{"w": torch.randn(4, 3, generator=generator), "b": torch.randn(3, generator=generator)} for _ in lrs]
     alone = [{n: p.clone().requires_grad_() for n, p in m.items()} for m in members]
     optimizers = [torch.optim.AdamW(list(a.values()), lr=lr, weight_decay=wd) for a, lr, wd in zip(alone, lrs, decays)]
-    stack = StackedAdamW(members, ["w", "b"], lr=lrs, weight_decay=decays)
+    stack = StackedAdamW(members[:3], ["w", "b"], lr=lrs[:3], weight_decay=decays[:3])
     rows = [0, 1, 2]
-    for step in range(6):
-        if step == 3:  # member 1 leaves the stack
-            rows = [0, 2]
-            stack.keep([0, 2])
+    for step in range(7):
+        if step == 2:  # member 3 joins the stack
+            stack.add([members[3]], lr=lrs[3:], weight_decay=decays[3:])
+            rows.append(3)
+        if step == 4:  # member 1 leaves it
+            rows = [0, 2, 3]
+            stack.keep([0, 2, 3])
         grads = {n: torch.randn(len(rows), *p.shape[1:], generator=generator) * 3 for n, p in stack.params.items()}
         for n, p in stack.params.items():
             p.grad = grads[n].clone()
@@ -145,7 +173,7 @@ def test_the_stacked_optimiser_steps_each_row_as_adamw_steps_its_member_alone(gr
     assert all(p.grad is None for p in stack.params.values())
     written = [{n: torch.zeros_like(p[0]) for n, p in stack.params.items()} for _ in rows]
     stack.write_back(written)
-    torch.testing.assert_close(written[1]["w"], alone[2]["w"].detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(written[2]["w"], alone[3]["w"].detach(), rtol=1e-5, atol=1e-6)
 
 
 class RefusesToBeBatched(torch.nn.Module):

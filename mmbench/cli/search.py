@@ -61,7 +61,7 @@ def search(
         1, "--trials-per-gpu", help="Concurrent trials per GPU (small models leave a GPU idle); --device cuda spreads "
         "trials over every visible GPU. Ignored on the CPU (use --n-jobs)."),
     batch_trials: int = typer.Option(
-        1, "--batch-trials", help="Ask for K trials at once and train those of one model structure as one batched "
+        1, "--batch-trials", help="Keep K trials in flight and train those of one model structure as one batched "
         "model (cached features, batchable fusions); 1 runs trials one at a time."),
     objectives: str = typer.Option("metric", "--objectives", help="metric, or metric,latency / metric,params for a Pareto search."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Log Optuna study plots to MLflow at the end."),

@@ -1,17 +1,19 @@
-"""``--batch-trials K``: ask the sampler for K trials at once and train those of one structure together.
+"""``--batch-trials K``: keep K trials in flight and train those of one structure together.
 
-Each asked trial runs the ordinary :class:`~mmbench.search.objective.Objective` path in its own
-thread (suggestion, MLflow child run, pruning reports, predictions, hooks), so a member's record
-is that of an unbatched trial. Only its ``fit`` call is different: a :class:`GroupTrainer` waits
-until every trial of the group has reached training (or left), then trains them all through
-:func:`mmbench.train.batched.fit_group` and hands each thread its own result. The run of a member
-trained with others gets a ``batched_with`` tag (the trial numbers of its batch) and, when memory
-ran out, ``batch_oom_splits``.
+Each trial runs the ordinary :class:`~mmbench.search.objective.Objective` path in its own thread
+(suggestion, MLflow child run, pruning reports, predictions, hooks), so a member's record is that
+of an unbatched trial. Only its ``fit`` call is different: it hands the model to a
+:class:`RollingTrainer`, whose one driver thread trains every member that arrived, pass by pass
+(:class:`~mmbench.train.batched.BatchedTrainer`), and hands each thread its own result. As soon as a
+trial is done another is asked, so its bookkeeping overlaps the others' training and it joins their
+stack at the next pass (continuous batching: a stack never waits for its slowest member). The run
+of a member trained with others gets a ``batched_with`` tag (the trial numbers it shared a pass
+with) and, when memory ran out, ``batch_oom_splits``.
 
 The bookkeeping is shared where that changes nothing recorded: a member's run writes its metrics,
 params and tags in one ``log_batch`` when it ends (:meth:`~mmbench.tracking.tracker.Tracker.deferred`),
-latency is timed once per model structure for the group (:func:`~mmbench.train.efficiency.shared_latency`),
-and one thread sends the heartbeats of all the group's trials (RDB storages with heartbeats).
+latency is timed once per model structure (:func:`~mmbench.train.efficiency.shared_latency`),
+and one thread sends the heartbeats of all trials in flight (RDB storages with heartbeats).
 """
 
 from __future__ import annotations
@@ -41,24 +43,35 @@ if TYPE_CHECKING:
 
 #: user attribute / MLflow tag (under ``mmbench.``) naming the trials a member was trained with
 BATCHED_WITH = "batched_with"
-#: how many times a member's group was halved because memory ran out
+#: how many times a member's stack size was halved because memory ran out
 BATCH_OOM_SPLITS = "batch_oom_splits"
 
 
-class GroupTrainer:
-    """Rendezvous of one asked group: collects its trials' ``fit`` calls, trains them in one go.
+class RollingTrainer:
+    """The driver of the trials in flight: collects their ``fit`` calls, trains them pass by pass.
 
-    The last trial to arrive (or to leave without training, e.g. a failed build) trains the group
-    in its own thread; the others wait for their outcome. Members of one group are batched when
-    they share the data tensors and :func:`~mmbench.train.batched.batch_key`.
+    When no member is training, the driver waits until every trial in flight has reached training
+    (or left, e.g. a failed build), so the first stack starts full; while members train, trials that
+    arrive join at the next pass. A stop signal in the driver ends every member waiting on it.
     """
 
-    def __init__(self, numbers: list[int]) -> None:
-        self._waiting_for = set(numbers)
-        self._arrived: dict[int, tuple[Any, Mapping[str, SplitTensors], int]] = {}
+    def __init__(self) -> None:
+        from mmbench.train.batched import BatchedTrainer
+
+        self._trainer = BatchedTrainer()
+        self._expected: set[int] = set()  # in flight, neither arrived nor left
+        self._arrived: list[tuple[int, Any, Mapping[str, SplitTensors], int]] = []
         self._outcomes: dict[int, MemberOutcome | BaseException] = {}
-        self._started = False
+        self._closed = False
+        self._failure: BaseException | None = None
         self._condition = threading.Condition()
+        self._driver = threading.Thread(target=self._drive, name="mmbench-batch-driver", daemon=True)
+        self._driver.start()
+
+    def expect(self, number: int) -> None:
+        """Trial ``number`` is in flight: while nothing trains, the driver waits for it to arrive or leave."""
+        with self._condition:
+            self._expected.add(number)
 
     def fit_for(self, trial: optuna.Trial, tracker: Tracker) -> Callable[..., FitResult]:
         """A stand-in for :func:`~mmbench.train.loop.fit` for ``trial``; it tags the trial and its run
@@ -70,13 +83,13 @@ class GroupTrainer:
             from mmbench.train.batched import Member
 
             with self._condition:
-                self._arrived[number] = (Member(model, settings, on_epoch), data, n_classes)
-                train = self._claim()
-            if train:
-                self._train()
-            with self._condition:
+                if self._failure is not None:
+                    raise self._failure
+                self._expected.discard(number)
+                self._arrived.append((number, Member(model, settings, on_epoch), data, n_classes))
+                self._condition.notify_all()
                 self._condition.wait_for(lambda: number in self._outcomes)
-                outcome = self._outcomes[number]
+                outcome = self._outcomes.pop(number)
             if isinstance(outcome, BaseException):
                 raise outcome
             _record_batch(tracker, trial, outcome)
@@ -88,99 +101,108 @@ class GroupTrainer:
         return fit
 
     def leave(self, number: int) -> None:
-        """Trial ``number`` is done (trained or failed before training): the group no longer waits for it."""
+        """Trial ``number`` is done (trained or failed before training): the driver no longer waits for it."""
         with self._condition:
-            self._waiting_for.discard(number)
-            train = self._claim()
-        if train:
-            self._train()
-
-    def _claim(self) -> bool:
-        """True for the one caller that should train now: every trial still expected has arrived."""
-        if self._started or not self._arrived or not set(self._arrived) >= self._waiting_for:
-            return False
-        self._started = True
-        return True
-
-    def _train(self) -> None:
-        from mmbench.train.batched import fit_group
-
-        numbers = sorted(self._arrived)
-        by_data: dict[tuple, list[int]] = {}
-        for number in numbers:
-            by_data.setdefault(_data_key(self._arrived[number][1]), []).append(number)
-        try:
-            for group in by_data.values():
-                members = [self._arrived[n][0] for n in group]
-                _, data, n_classes = self._arrived[group[0]]
-                for number, outcome in zip(group, fit_group(members, data, n_classes=n_classes)):
-                    outcome.batched_with = [group[i] for i in outcome.batched_with]
-                    self._deliver(number, outcome)
-        except BaseException as error:  # a stop signal or a bug: every waiting trial gets it
-            for number in numbers:
-                if number not in self._outcomes:
-                    self._deliver(number, error)
-            raise
-
-    def _deliver(self, number: int, outcome: MemberOutcome | BaseException) -> None:
-        with self._condition:
-            self._outcomes[number] = outcome
+            self._expected.discard(number)
             self._condition.notify_all()
 
+    def close(self) -> None:
+        """No more trials: the driver ends once the members it holds are done."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        self._driver.join()
 
-def _data_key(data: Mapping[str, SplitTensors]) -> tuple:
-    """Same storage and shapes: the trials train on the very same tensors (the feature cache's)."""
-    return tuple((split, modality, key, value.data_ptr(), tuple(value.shape))
-                 for split, tensors in sorted(data.items())
-                 for modality, fields in sorted(tensors.inputs.items())
-                 for key, value in sorted(fields.items()))
+    def _ready(self) -> bool:
+        """Something to train now: members in the trainer, or every trial in flight has arrived; or the end."""
+        return self._trainer.busy or (bool(self._arrived) and not self._expected) or self._closed
+
+    def _drive(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(self._ready)
+                if self._closed and not self._arrived and not self._trainer.busy:
+                    return
+                arrived, self._arrived = self._arrived, []
+            for number, member, data, n_classes in arrived:
+                self._trainer.admit(number, member, data, n_classes)
+            try:
+                done = self._trainer.run_pass() if self._trainer.busy else []
+            except BaseException as error:  # a stop signal or a bug: every member waiting gets it
+                with self._condition:
+                    self._failure = error
+                    for number in self._trainer.abandon() + [n for n, *_ in self._arrived]:
+                        self._outcomes[number] = error
+                    self._arrived = []
+                    self._condition.notify_all()
+                return
+            if done:
+                with self._condition:
+                    self._outcomes.update(done)
+                    self._condition.notify_all()
 
 
 def optimize_batched(study: optuna.Study, objective: Objective, *, batch_trials: int, n_trials: int | None,
                      timeout: float | None) -> None:
-    """Ask ``batch_trials`` trials at a time until ``n_trials`` ran, ``timeout`` seconds passed or a stop signal."""
+    """Keep ``batch_trials`` trials in flight until ``n_trials`` were asked, ``timeout`` seconds passed or a stop signal."""
     import optuna
 
     started = time.monotonic()
-    done = 0
-    while n_trials is None or done < n_trials:
-        if stop_requested() or (timeout is not None and time.monotonic() - started >= timeout):
-            return
-        size = batch_trials if n_trials is None else min(batch_trials, n_trials - done)
-        with warnings.catch_warnings():  # Optuna warns that heartbeats are for optimize(): run_group sends them
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # fail_stale_trials, deliberately
-            if _heartbeat_interval(study):  # as optimize() does before each trial: settle dead workers' trials
-                optuna.storages.fail_stale_trials(study)
-            trials = [study.ask() for _ in range(size)]
-        run_group(study, objective, trials)
-        done += size
-
-
-def run_group(study: optuna.Study, objective: Objective, trials: list[optuna.Trial]) -> None:
-    """Run asked trials, one thread each, their training shared; tell the study each outcome."""
-    trainer = GroupTrainer([t.number for t in trials])
+    asked = 0
+    trainer = RollingTrainer()
     interrupted: list[BaseException] = []
-    running = {t.number: t._trial_id for t in trials}  # the trials still to be told, for the heartbeats
-    latency: dict = {}  # one latency measurement per model structure for the whole group
+    running: dict[int, int] = {}  # the trials still to be told, for the heartbeats
+    threads: dict[int, threading.Thread] = {}
+    finished = threading.Condition()
+    latency: dict = {}  # one latency measurement per model structure for the whole search
     tracker = objective.context.tracker
-    with objective.context.devices.slot() as device, _heartbeats(study, running):
-        objective.trainers.update({t.number: trainer.fit_for(t, tracker) for t in trials})
-        threads = [threading.Thread(target=_run_member, args=(study, objective, trainer, t, device, interrupted, running, latency),
-                                    name=f"mmbench-trial-{t.number}") for t in trials]
+    heartbeat = _heartbeat_interval(study)
+
+    def more() -> bool:
+        return not (interrupted or stop_requested() or (n_trials is not None and asked >= n_trials)
+                    or (timeout is not None and time.monotonic() - started >= timeout))
+
+    def run(trial: optuna.Trial) -> None:
         try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            _run_member(study, objective, trainer, trial, device, interrupted, running, latency)
         finally:
-            for t in trials:
-                objective.trainers.pop(t.number, None)
+            with finished:
+                threads.pop(trial.number, None)
+                objective.trainers.pop(trial.number, None)
+                finished.notify_all()
+
+    with objective.context.devices.slot() as device, _heartbeats(study, running):
+        try:
+            while True:
+                with finished:
+                    finished.wait_for(lambda: len(threads) < batch_trials or not more())
+                    if not more():
+                        break
+                with warnings.catch_warnings():  # Optuna warns that heartbeats are for optimize(): _heartbeats sends them
+                    warnings.simplefilter("ignore", UserWarning)
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # fail_stale_trials, deliberately
+                    if heartbeat:  # as optimize() does before each trial: settle dead workers' trials
+                        optuna.storages.fail_stale_trials(study)
+                    trial = study.ask()
+                if heartbeat:  # its first beat now, as optimize()'s trials get theirs when they start
+                    study._storage.record_heartbeat(trial._trial_id)
+                asked += 1
+                running[trial.number] = trial._trial_id
+                trainer.expect(trial.number)
+                objective.trainers[trial.number] = trainer.fit_for(trial, tracker)
+                thread = threading.Thread(target=run, args=(trial,), name=f"mmbench-trial-{trial.number}")
+                with finished:
+                    threads[trial.number] = thread
+                thread.start()
+        finally:
+            with finished:
+                finished.wait_for(lambda: not threads)
+            trainer.close()
     if interrupted:
         raise interrupted[0]
 
 
-def _run_member(study: optuna.Study, objective: Objective, trainer: GroupTrainer, trial: optuna.Trial, device: str,
+def _run_member(study: optuna.Study, objective: Objective, trainer: RollingTrainer, trial: optuna.Trial, device: str,
                 interrupted: list[BaseException], running: dict[int, int], latency: dict) -> None:
     import optuna
     from optuna.trial import TrialState

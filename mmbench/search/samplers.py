@@ -162,7 +162,7 @@ def make_sampler(name: str, *, seed: int, suggest: Suggest, n_objectives: int = 
     """The sampler called ``name`` (one of :data:`SAMPLERS`), seeded.
 
     Args:
-        name: ``tpe`` (multivariate, grouped for the conditional space), ``random``, ``gp``,
+        name: ``tpe`` (multivariate, grouped for the conditional space, constant liar), ``random``, ``gp``,
             ``cmaes`` (numeric spaces only) or ``grid`` (small spaces only).
         seed: the sampler's seed; with sequential trials it makes the search reproducible.
         suggest: draws one configuration on a trial (used to inspect the space).
@@ -181,7 +181,9 @@ def make_sampler(name: str, *, seed: int, suggest: Suggest, n_objectives: int = 
         return _cmaes(seed, suggest, n_objectives)
     if name == "grid":
         return ConditionalGridSampler(walk_space(suggest, grid_values, limit=MAX_GRID_POINTS))
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
+    # constant liar: trials still running (--batch-trials, --n-jobs, other workers) count as bad results, so
+    # concurrent trials are not all drawn near the same optimum; sequential trials sample as without it
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5, constant_liar=True)
 
 
 def _cmaes(seed: int, suggest: Suggest, n_objectives: int) -> optuna.samplers.BaseSampler:

@@ -138,7 +138,7 @@ class ComputeOptions:
             see :mod:`mmbench.train.features`).
         cache_size_gb: bound of that folder (least recently used entries evicted); 0 turns
             the feature cache off (frozen encoders then run in every batch).
-        batch_trials: ask the sampler for this many trials at once and train those of one model
+        batch_trials: keep this many trials in flight and train those of one model
             structure as one batched model (``--batch-trials``; pays off on cached features, see
             :mod:`mmbench.search.batched`); 1 runs them one at a time.
         memory_budget_gb: preprocessed tensors kept in memory; past it a modality is streamed from
