@@ -414,3 +414,44 @@ def test_a_multi_label_member_tunes_its_threshold_as_alone(registry, one_torch_t
         assert outcome.error is None and outcome.batched_with == [0, 1]
         assert outcome.result.validation["threshold"] == alone.validation["threshold"]
         assert outcome.result.test == pytest.approx(alone.test, rel=1e-4, abs=1e-5)
+
+
+def test_a_stop_signal_during_a_batched_search_ends_it_with_every_trial_settled(registry, tiny_task, search_settings, tmp_path,
+                                                                                monkeypatch, one_torch_thread):
+    """SIGTERM while members train (sent at the third pass): the search stops after that pass, raises
+    StopRequested, and leaves no trial RUNNING in Optuna and no run RUNNING in MLflow (the members
+    interrupted in training are KILLED)."""
+    import os
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    from mmbench.infra.signals import StopRequested, graceful_stop
+    from mmbench.search.study import run_search
+    from mmbench.train import stack
+
+    passes = []
+    run_pass = stack.Stack.run_pass
+
+    def signalling_pass(self):
+        passes.append(len(self.running))
+        if len(passes) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_pass(self)
+
+    monkeypatch.setattr(stack.Stack, "run_pass", signalling_pass)
+    task = tiny_task(n_samples=160)
+    settings = search_settings(task, n_trials=12, batch_trials=3, fusions=["early"], sampler="random", pruner="none", max_epochs=30,
+                               encoders={"x1": ["embedding.frozentanh"], "x2": ["embedding.frozentanh"]},
+                               fixed={"fusion.early.hidden": 16, "fusion.early.n_layers": 1, "fusion.early.dropout": 0.0,
+                                      "train.batch_size": 32, "train.aux": "none", "train.patience": 30},
+                               cache_dir=tmp_path / "features", log_model=False, ensemble=False, classical=False)
+    with pytest.raises(StopRequested), graceful_stop():
+        run_search(settings, registry=registry)
+    assert len(passes) == 3 and passes[0] == 3  # the first pass started with the whole stack; none after the signal
+    study = optuna.load_study(study_name=optuna.get_all_study_names(settings.store.storage)[0], storage=settings.store.storage)
+    asked = [t for t in study.trials if t.state.name != "WAITING"]  # the interrupted ones are also enqueued again, for a resume
+    assert [t.state.name for t in asked] == ["FAIL"] * 3 and all("SIGTERM" in t.user_attrs["reason"] for t in asked)
+    client = MlflowClient(settings.store.tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.`mmbench.trial` != ''")
+    assert sorted(r.info.status for r in runs) == ["KILLED"] * 3
