@@ -214,7 +214,8 @@ def open_study(settings: SearchSettings, plan: SearchPlan, registry: Registry) -
 
     def sampler(seed: int) -> optuna.samplers.BaseSampler:
         return make_sampler(settings.space.sampler, seed=seed, n_objectives=n_objectives,
-                            suggest=lambda trial: plan.space.suggest(trial, registry, seed=0))
+                            suggest=lambda trial: plan.space.suggest(trial, registry, seed=0),
+                            concurrent=settings.compute.n_jobs > 1 or settings.compute.batch_trials > 1)
 
     sampler(settings.seed)  # a sampler that cannot search this space fails before the study exists
     heartbeat = DEFAULT_HEARTBEAT if settings.store.heartbeat is None else settings.store.heartbeat
