@@ -88,7 +88,6 @@ class Stack:
         base.to(self.device)
         check_model_outputs(base, self.splits["train"], first.n_classes)
         self.names = [name for name, p in base.named_parameters() if p.requires_grad]
-        shared = {**{k: v for k, v in base.named_parameters() if not v.requires_grad}, **dict(base.named_buffers())}
         weights = _balanced_weights(self.splits["train"].labels, first.n_classes) if common.class_weight == "balanced" else None
         loss_fn = task_loss(base, common.loss, class_weight=None if weights is None else weights.to(self.device))
         self.use_amp = common.amp and self.device.type == "cuda"
@@ -96,7 +95,9 @@ class Stack:
             else contextlib.nullcontext
 
         def member_logits(params: dict[str, torch.Tensor], inputs: dict) -> torch.Tensor:
-            logits, _ = torch.func.functional_call(base, {**params, **shared}, (inputs,))
+            # only the stacked leaves are swapped in: the module's own frozen tensors (a cached encoder's whole
+            # backbone, unused on cached features) stay, instead of being re-set on the module every step
+            logits, _ = torch.func.functional_call(base, params, (inputs,))
             return logits
 
         self.batched_loss = torch.vmap(lambda params, inputs, target: loss_fn(member_logits(params, inputs), target),
