@@ -123,13 +123,12 @@ class BatchedTrainer:
                 continue
             try:
                 done.extend((r.ident, outcome) for r, outcome in stack.run_pass())
-            except RuntimeError as error:
+                continue
+            except Exception as error:  # noqa: BLE001 - a broken plugin under vmap: its stack's members fail with it
                 if not is_out_of_memory(error):
                     done.extend(self._drop(key, error))
                     continue
-                self._halve(key)  # outside the except block, so the activations the traceback holds are freed
-            except Exception as error:  # noqa: BLE001 - a broken plugin under vmap: its stack's members fail with it
-                done.extend(self._drop(key, error))
+            self._halve(key)  # outside the except block, so the activations the traceback holds are freed
         return done
 
     def _fill(self, key: tuple, done: list[tuple[int, MemberOutcome]]) -> None:

@@ -22,6 +22,7 @@ from mmbench.train.metrics import metric_sign, tune_threshold
 from mmbench.train.model import MultimodalModel, count_parameters
 from mmbench.train.stacked_adamw import StackedAdamW
 
+
 @dataclass
 class Member:
     """One trial of a group: its model, settings and per-epoch callback (which may raise to stop it)."""
@@ -59,7 +60,7 @@ class Running:
     initial: dict[str, torch.Tensor]
     started: float = field(default_factory=time.perf_counter)
     track: Track = field(default_factory=lambda: Track())
-    generator: torch.Generator | None = None
+    generator: torch.Generator = field(init=False)  # its batch order, from its seed
     batched_with: set[int] = field(default_factory=set)
     oom_splits: int = 0
 
@@ -70,7 +71,7 @@ class Running:
         """Back to the first weights, as if it had just arrived (its stack ran out of memory)."""
         restore_state(self.member.model, self.initial)
         self.track, self.started, self.batched_with = Track(), time.perf_counter(), set()
-        self.__post_init__()
+        self.generator = torch.Generator(device="cpu").manual_seed(self.member.settings.seed)
 
     def outcome(self, result: FitResult | None = None, error: BaseException | None = None) -> MemberOutcome:
         return MemberOutcome(result, error, sorted(self.batched_with | {self.ident}), self.oom_splits)
@@ -157,7 +158,7 @@ class Stack:
         train_losses = (total / max(1, seen)).tolist()
         validation = self.predict(self.splits["validation"])
         labels = self.splits["validation"].labels
-        going_on, leaving = [], []
+        rows, leaving = [], []  # rows: the stack rows of the members that go on
         for row, (running, train_loss) in enumerate(zip(self.running, train_losses)):
             track = running.track
             if stopped and track.history:  # an epoch cut short is validated only when it is the first
@@ -170,20 +171,19 @@ class Stack:
                 leaving.append((running, error))
                 continue
             if patient and len(track.history) < common.max_epochs:
-                going_on.append(running)
+                rows.append(row)
             else:
                 leaving.append((running, None))
         check_stop("after a pass of the batched trials")
         if stopped is None and past_deadline(common.deadline):
             stopped = "time_limit"
         if stopped:
-            leaving += [(r, None) for r in going_on]
-            going_on = []
-        rows = [self.running.index(r) for r in going_on]
+            leaving += [(self.running[row], None) for row in rows]
+            rows = []
         if len(rows) < len(self.running):
             stack.keep(rows)
-            self.own = [self.own[i] for i in rows]
-        self.running = going_on
+            self.own = [self.own[row] for row in rows]
+            self.running = [self.running[row] for row in rows]
         return [(r, r.outcome(error=error) if error is not None else self._finish(r, stopped)) for r, error in leaving]
 
     def _finish(self, running: Running, stopped: str | None) -> MemberOutcome:

@@ -46,6 +46,10 @@ class StackedAdamW:
         self._lr = torch.cat([self._lr.to(device), torch.tensor(list(lr), **as_rows)])
         self._decay = torch.cat([self._decay.to(device), torch.tensor(list(weight_decay), **as_rows)])
         self._steps = torch.cat([self._steps.to(device), torch.zeros(len(members), **as_rows)])
+        self._shape_rows()
+
+    def _shape_rows(self) -> None:
+        """Per parameter, each row's decay factor ``1 - lr * weight_decay``, shaped to broadcast."""
         self._decay_rows = {n: _per_row(1 - self._lr * self._decay, p) for n, p in self.params.items()}
 
     @torch.no_grad()
@@ -87,7 +91,7 @@ class StackedAdamW:
         self._exp_avg = {n: v.index_select(0, index) for n, v in self._exp_avg.items()}
         self._exp_avg_sq = {n: v.index_select(0, index) for n, v in self._exp_avg_sq.items()}
         self._lr, self._decay, self._steps = self._lr[index], self._decay[index], self._steps[index]
-        self._decay_rows = {n: _per_row(1 - self._lr * self._decay, p) for n, p in self.params.items()}
+        self._shape_rows()
 
     @torch.no_grad()
     def write_back(self, members: Sequence[Mapping[str, torch.Tensor]]) -> None:
